@@ -1,0 +1,127 @@
+//! `NonceManager` against its baselines, in the same groups:
+//! - `uncontended`: a bare `SystemClock` / `CoarseClock` read, a
+//!   `parking_lot::Mutex<u64>` generator with the same formula, and our
+//!   `next()` / `reserve(1000)`.
+//! - `contended/{2,4,8}`: the mutex generator and `next()` hammered by N
+//!   threads; throughput is aggregate nonces per second.
+//!
+//! `cargo bench --bench manager`
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use monotonic_nonce::{Clock, CoarseClock, NonceManager, SystemClock};
+use parking_lot::Mutex;
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+/// The baseline a careful hand-written generator would use: the same formula
+/// `max(now, last + 1)` under a mutex.
+struct MutexGenerator<C: Clock> {
+    last: Mutex<u64>,
+    clock: C,
+}
+
+impl<C: Clock> MutexGenerator<C> {
+    fn new(clock: C) -> Self {
+        Self { last: Mutex::new(0), clock }
+    }
+
+    fn next(&self) -> u64 {
+        let now = self.clock.now_ms().unwrap_or(0);
+        let mut last = self.last.lock();
+        let n = now.max(*last + 1);
+        *last = n;
+        n
+    }
+}
+
+fn uncontended(c: &mut Criterion) {
+    let mut g = c.benchmark_group("uncontended");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("baseline/system_clock_read", |b| b.iter(|| black_box(SystemClock.now_ms())));
+    g.bench_function("baseline/coarse_clock_read", |b| b.iter(|| black_box(CoarseClock.now_ms())));
+    let mutex_sys = MutexGenerator::new(SystemClock);
+    g.bench_function("baseline/mutex_next_system", |b| b.iter(|| black_box(mutex_sys.next())));
+    let mutex_coarse = MutexGenerator::new(CoarseClock);
+    g.bench_function("baseline/mutex_next_coarse", |b| b.iter(|| black_box(mutex_coarse.next())));
+    let sys = NonceManager::new();
+    g.bench_function("next_system", |b| b.iter(|| black_box(sys.next())));
+    let coarse = NonceManager::builder().clock(CoarseClock).build().expect("valid");
+    g.bench_function("next_coarse", |b| b.iter(|| black_box(coarse.next())));
+    let batch = NonceManager::new();
+    g.bench_function("reserve_1000_system", |b| b.iter(|| black_box(batch.reserve(1_000))));
+    g.finish();
+}
+
+/// Runs `op` `iters` times on each of `threads` threads at once and returns the
+/// wall time of the slowest thread (so throughput is aggregate).
+fn run_threads(threads: usize, iters: u64, op: &(dyn Fn() + Sync)) -> Duration {
+    let barrier = Barrier::new(threads + 1);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                barrier.wait();
+                for _ in 0..iters {
+                    op();
+                }
+                barrier.wait();
+            });
+        }
+        barrier.wait();
+        let start = Instant::now();
+        barrier.wait();
+        start.elapsed()
+    })
+}
+
+fn contended(c: &mut Criterion) {
+    let mut g = c.benchmark_group("contended");
+    for threads in [2usize, 4, 8] {
+        // one "iteration" = one nonce on each thread: time/iter is per round,
+        // elements/s is the aggregate rate.
+        g.throughput(Throughput::Elements(threads as u64));
+        let mutex_sys = MutexGenerator::new(SystemClock);
+        g.bench_with_input(BenchmarkId::new("baseline/mutex_next_system", threads), &threads, |b, &t| {
+            b.iter_custom(|iters| {
+                run_threads(t, iters, &|| {
+                    black_box(mutex_sys.next());
+                })
+            })
+        });
+        let mutex_coarse = MutexGenerator::new(CoarseClock);
+        g.bench_with_input(BenchmarkId::new("baseline/mutex_next_coarse", threads), &threads, |b, &t| {
+            b.iter_custom(|iters| {
+                run_threads(t, iters, &|| {
+                    black_box(mutex_coarse.next());
+                })
+            })
+        });
+        let sys = NonceManager::new();
+        g.bench_with_input(BenchmarkId::new("next_system", threads), &threads, |b, &t| {
+            b.iter_custom(|iters| {
+                run_threads(t, iters, &|| {
+                    black_box(sys.next().ok());
+                })
+            })
+        });
+        let coarse = NonceManager::builder().clock(CoarseClock).build().expect("valid");
+        g.bench_with_input(BenchmarkId::new("next_coarse", threads), &threads, |b, &t| {
+            b.iter_custom(|iters| {
+                run_threads(t, iters, &|| {
+                    black_box(coarse.next().ok());
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30)
+}
+
+criterion_group! { name = benches; config = config(); targets = uncontended, contended }
+criterion_main!(benches);

@@ -1,0 +1,146 @@
+//! [`NonceBatch`]: a run of nonces reserved in one atomic step.
+
+/// `count` nonces reserved by [`NonceManager::reserve`](crate::NonceManager::reserve)
+/// in one compare-exchange: `first, first + stride, ..., last`. No other call on
+/// the same manager hands out a nonce in `first..=last`.
+///
+/// The stride is 1, or `total_systems` for [`Strategy::Distributed`](crate::Strategy::Distributed).
+/// A batch is a small `Copy` value; iterate it with `for n in batch`,
+/// [`iter`](Self::iter) or `into_iter()` (an [`ExactSizeIterator`]).
+///
+/// # Example
+/// ```
+/// use monotonic_nonce::NonceManager;
+/// let manager = NonceManager::new();
+/// let batch = manager.reserve(3)?;
+/// let nonces: Vec<u64> = batch.iter().collect();
+/// assert_eq!(nonces, vec![batch.first(), batch.first() + 1, batch.last()]);
+/// assert!(manager.next()? > batch.last());
+/// # Ok::<(), monotonic_nonce::NonceError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct NonceBatch {
+    first: u64,
+    last: u64,
+    stride: u64,
+    len: u64,
+}
+
+impl NonceBatch {
+    pub(crate) fn new(first: u64, last: u64, stride: u64, len: u64) -> Self {
+        Self { first, last, stride, len }
+    }
+
+    /// The lowest nonce of the batch.
+    pub fn first(&self) -> u64 {
+        self.first
+    }
+
+    /// The highest nonce of the batch.
+    pub fn last(&self) -> u64 {
+        self.last
+    }
+
+    /// The distance between consecutive nonces of the batch.
+    pub fn stride(&self) -> u64 {
+        self.stride
+    }
+
+    /// How many nonces the batch holds (at least 1).
+    #[allow(clippy::len_without_is_empty)] // a batch is never empty: reserve(0) is an error
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether `nonce` is one of the batch's nonces.
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceManager, Strategy};
+    /// let m = NonceManager::builder()
+    ///     .strategy(Strategy::Distributed { system_id: 1, total_systems: 3 })
+    ///     .build()?;
+    /// let batch = m.reserve(4)?;
+    /// assert!(batch.contains(batch.first() + 3));
+    /// assert!(!batch.contains(batch.first() + 1));
+    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// ```
+    pub fn contains(&self, nonce: u64) -> bool {
+        (self.first..=self.last).contains(&nonce) && (nonce - self.first) % self.stride == 0
+    }
+
+    /// An iterator over the batch's nonces, lowest first.
+    pub fn iter(&self) -> NonceBatchIter {
+        NonceBatchIter { front: self.first, back: self.last, stride: self.stride, remaining: self.len }
+    }
+}
+
+impl IntoIterator for NonceBatch {
+    type Item = u64;
+    type IntoIter = NonceBatchIter;
+
+    fn into_iter(self) -> NonceBatchIter {
+        self.iter()
+    }
+}
+
+impl IntoIterator for &NonceBatch {
+    type Item = u64;
+    type IntoIter = NonceBatchIter;
+
+    fn into_iter(self) -> NonceBatchIter {
+        self.iter()
+    }
+}
+
+/// The nonces of a [`NonceBatch`], lowest first (or from either end).
+#[derive(Debug, Clone)]
+pub struct NonceBatchIter {
+    front: u64,
+    back: u64,
+    stride: u64,
+    remaining: u64,
+}
+
+impl Iterator for NonceBatchIter {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let value = self.front;
+        self.remaining -= 1;
+        if self.remaining > 0 {
+            // Cannot overflow (the batch ends at `back`, a u64); checked anyway.
+            self.front = self.front.checked_add(self.stride)?;
+        }
+        Some(value)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match usize::try_from(self.remaining) {
+            Ok(n) => (n, Some(n)),
+            Err(_) => (usize::MAX, None),
+        }
+    }
+}
+
+impl DoubleEndedIterator for NonceBatchIter {
+    fn next_back(&mut self) -> Option<u64> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let value = self.back;
+        self.remaining -= 1;
+        if self.remaining > 0 {
+            // Cannot underflow (the batch starts at `front`); checked anyway.
+            self.back = self.back.checked_sub(self.stride)?;
+        }
+        Some(value)
+    }
+}
+
+impl ExactSizeIterator for NonceBatchIter {}
+
+impl std::iter::FusedIterator for NonceBatchIter {}

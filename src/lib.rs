@@ -1,0 +1,73 @@
+//! Strictly increasing nonces for signed API requests, generated lock-free,
+//! and (server side) accepted at most once.
+//!
+//! An exchange's private API wants every signed request to carry a positive
+//! integer nonce, strictly greater than the last one it saw for the key,
+//! usually the Unix time in milliseconds. [`NonceManager`] produces them
+//! from any number of threads with a single compare-exchange, whatever the
+//! clock does.
+//!
+//! # Quickstart
+//! ```
+//! use monotonic_nonce::{NonceManager, Strategy, JS_SAFE_MAX};
+//! use std::sync::Arc;
+//!
+//! let manager = Arc::new(
+//!     NonceManager::builder()
+//!         .strategy(Strategy::Millis)
+//!         .ceiling(JS_SAFE_MAX) // the API's clients read JSON numbers as doubles
+//!         .build()?,
+//! );
+//! let workers: Vec<_> = (0..4)
+//!     .map(|_| {
+//!         let m = Arc::clone(&manager);
+//!         std::thread::spawn(move || (0..100).map(|_| m.next()).collect::<Result<Vec<_>, _>>())
+//!     })
+//!     .collect();
+//! let mut all = Vec::new();
+//! for w in workers {
+//!     let nonces = w.join().expect("worker panicked")?;
+//!     assert!(nonces.windows(2).all(|p| p[0] < p[1])); // increasing per thread
+//!     all.extend(nonces);
+//! }
+//! all.sort_unstable();
+//! all.dedup();
+//! assert_eq!(all.len(), 400); // unique across threads
+//! # Ok::<(), monotonic_nonce::NonceError>(())
+//! ```
+//!
+//! # Strategies
+//! Every strategy is the one formula `max(now_ms * scale + offset, last + step)`:
+//!
+//! | [`Strategy`] | scale | offset | step | use it when |
+//! |---|---|---|---|---|
+//! | `Millis` | 1 | 0 | 1 | one process per API key (the exchange default) |
+//! | `Distributed { system_id, total_systems }` | total | id | total | several processes share one key |
+//! | `Hft { counter_digits: d }` | 10^d | 0 | 1 | more than ~1 000 requests/s on one key |
+//!
+//! # Guarantees
+//! - Unique and strictly increasing per thread across all threads, whatever
+//!   the clock does; a failing clock is carried over from `last`.
+//! - Never above the ceiling, never wrapping: [`NonceError::Overflow`] instead.
+//! - `reserve(n)` moves `last` past the whole batch in one compare-exchange.
+//!
+//! # Atomic orderings
+//! The manager's state is one `AtomicU64`, `last`. Uniqueness and per-thread
+//! monotonicity follow from the single modification order of that one atomic
+//! (every update is a read-modify-write), so all its operations are `Relaxed`:
+//! no other memory is published through it.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+mod batch;
+mod clock;
+mod error;
+mod manager;
+mod strategy;
+mod sync;
+
+pub use batch::{NonceBatch, NonceBatchIter};
+pub use clock::{Clock, CoarseClock, ManualClock, SystemClock};
+pub use error::{ClockError, ConfigError, NonceError};
+pub use manager::{NonceManager, NonceManagerBuilder};
+pub use strategy::{Strategy, I64_MAX, JS_SAFE_MAX};

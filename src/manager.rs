@@ -1,0 +1,337 @@
+//! [`NonceManager`]: one cache-padded `AtomicU64` and one compare-exchange loop.
+
+use crate::batch::NonceBatch;
+use crate::clock::{Clock, SystemClock};
+use crate::error::NonceError;
+use crate::strategy::{Params, Span, Strategy, I64_MAX, JS_SAFE_MAX};
+use crate::sync::{AtomicU64, Ordering};
+use crossbeam_utils::{Backoff, CachePadded};
+use std::fmt;
+
+/// A lock-free generator of strictly increasing, never repeated nonces.
+///
+/// Every call computes `max(now_ms * scale + offset, last + step)` (see
+/// [`Strategy`]) and publishes it with one compare-exchange on a cache-padded
+/// `AtomicU64`; there is no lock on any path. Share it with `Arc` or a `static`.
+///
+/// Guarantees, whatever the clock does (stands still, steps back, fails):
+/// every value handed out by `next()` or inside a `reserve()` batch is unique
+/// and greater than any value handed out before it on the same thread, and no
+/// value is ever above the ceiling.
+///
+/// # Example
+/// ```
+/// use monotonic_nonce::NonceManager;
+/// use std::sync::Arc;
+///
+/// let manager = Arc::new(NonceManager::new());
+/// let a = manager.next()?;
+/// let b = manager.next()?;
+/// assert!(b > a);
+/// # Ok::<(), monotonic_nonce::NonceError>(())
+/// ```
+pub struct NonceManager<C: Clock = SystemClock> {
+    last: CachePadded<AtomicU64>,
+    clock: C,
+    strategy: Strategy,
+    params: Params,
+    ceiling: u64,
+}
+
+/// Configures a [`NonceManager`]; every invalid combination is refused by [`build`](Self::build).
+///
+/// # Example
+/// ```
+/// use monotonic_nonce::{ManualClock, NonceManager, Strategy, JS_SAFE_MAX};
+///
+/// let manager = NonceManager::builder()
+///     .strategy(Strategy::Distributed { system_id: 1, total_systems: 4 })
+///     .clock(ManualClock::new(1_700_000_000_000))
+///     .ceiling(JS_SAFE_MAX)
+///     .start_after(6_800_000_000_000)
+///     .build()?;
+/// let n = manager.next()?;
+/// assert_eq!(n % 4, 1);
+/// assert_eq!(n, 6_800_000_000_001);
+/// # Ok::<(), monotonic_nonce::NonceError>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until .build()"]
+pub struct NonceManagerBuilder<C: Clock = SystemClock> {
+    strategy: Strategy,
+    clock: C,
+    ceiling: u64,
+    start_after: u64,
+}
+
+impl Default for NonceManagerBuilder<SystemClock> {
+    fn default() -> Self {
+        Self { strategy: Strategy::Millis, clock: SystemClock, ceiling: I64_MAX, start_after: 0 }
+    }
+}
+
+impl<C: Clock> NonceManagerBuilder<C> {
+    /// The strategy (default [`Strategy::Millis`]).
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// The clock (default [`SystemClock`]).
+    pub fn clock<D: Clock>(self, clock: D) -> NonceManagerBuilder<D> {
+        NonceManagerBuilder { strategy: self.strategy, clock, ceiling: self.ceiling, start_after: self.start_after }
+    }
+
+    /// The highest nonce the manager may ever hand out (default [`I64_MAX`];
+    /// use [`JS_SAFE_MAX`] for APIs whose clients parse JSON numbers as doubles).
+    pub fn ceiling(mut self, ceiling: u64) -> Self {
+        self.ceiling = ceiling;
+        self
+    }
+
+    /// Every nonce handed out will be greater than `floor` (default 0): the
+    /// last nonce a previous run used, or the `lastNonce` a server reported.
+    pub fn start_after(mut self, floor: u64) -> Self {
+        self.start_after = floor;
+        self
+    }
+
+    /// Checks the configuration against today's clock and builds the manager.
+    ///
+    /// # Errors
+    /// - [`NonceError::InvalidConfig`] naming the field: an invalid strategy
+    ///   (`total_systems == 0`, `system_id >= total_systems`,
+    ///   `counter_digits == 0` or too large), a zero ceiling, a `start_after`
+    ///   that leaves no nonce under the ceiling, or a strategy whose nonce for
+    ///   *today* is already above the ceiling.
+    /// - [`NonceError::Clock`] if the clock cannot be read to make that check.
+    pub fn build(self) -> Result<NonceManager<C>, NonceError> {
+        let params = self.strategy.params()?;
+        if self.ceiling == 0 {
+            return Err(NonceError::config("ceiling", "0 leaves no positive nonce; use I64_MAX or JS_SAFE_MAX"));
+        }
+        let first_after_floor = params.after(self.start_after).filter(|&n| n <= self.ceiling);
+        if first_after_floor.is_none() {
+            return Err(NonceError::config(
+                "start_after",
+                format!(
+                    "no nonce of {:?} above {} fits under the ceiling {}",
+                    self.strategy,
+                    self.start_after,
+                    ceiling_name(self.ceiling)
+                ),
+            ));
+        }
+        let now = self.clock.now_ms()?;
+        match params.clock_term(now) {
+            Some(today) if today <= self.ceiling => {}
+            today => return Err(today_above_ceiling(self.strategy, now, today, self.ceiling)),
+        }
+        Ok(NonceManager {
+            last: CachePadded::new(AtomicU64::new(self.start_after)),
+            clock: self.clock,
+            strategy: self.strategy,
+            params,
+            ceiling: self.ceiling,
+        })
+    }
+}
+
+fn ceiling_name(ceiling: u64) -> String {
+    match ceiling {
+        JS_SAFE_MAX => "2^53-1 (JS_SAFE_MAX)".to_owned(),
+        I64_MAX => "2^63-1 (I64_MAX)".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// The `InvalidConfig` for a strategy whose nonce for today is already above the ceiling,
+/// with the nearest strategy that would fit.
+fn today_above_ceiling(strategy: Strategy, now: u64, today: Option<u64>, ceiling: u64) -> NonceError {
+    let value = today.map_or_else(|| "beyond u64::MAX".to_owned(), |v| format!("{:.1e}", v as f64));
+    let fix = match strategy {
+        Strategy::Hft { .. } => {
+            let fits = (1..=19u32)
+                .take_while(|&d| 10u64.checked_pow(d).and_then(|s| now.checked_mul(s)).is_some_and(|v| v <= ceiling))
+                .last();
+            match fits {
+                Some(d) => format!("use counter_digits <= {d} or ceiling I64_MAX"),
+                None => "use Strategy::Millis or ceiling I64_MAX".to_owned(),
+            }
+        }
+        Strategy::Distributed { .. } => {
+            format!("use total_systems <= {} or ceiling I64_MAX", ceiling.checked_div(now).unwrap_or(u64::MAX))
+        }
+        Strategy::Millis => "the ceiling is below the current Unix time in ms; raise it".to_owned(),
+    };
+    NonceError::config(
+        "ceiling",
+        format!("{strategy:?} makes today's nonce {value}, above the ceiling {}; {fix}", ceiling_name(ceiling)),
+    )
+}
+
+impl NonceManager<SystemClock> {
+    /// `Strategy::Millis` on the [`SystemClock`], ceiling [`I64_MAX`].
+    ///
+    /// ```
+    /// let manager = monotonic_nonce::NonceManager::new();
+    /// assert!(manager.next()? > 1_700_000_000_000);
+    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// ```
+    pub fn new() -> Self {
+        let defaults = NonceManagerBuilder::default();
+        NonceManager {
+            last: CachePadded::new(AtomicU64::new(defaults.start_after)),
+            clock: defaults.clock,
+            strategy: defaults.strategy,
+            params: Params { scale: 1, offset: 0, step: 1 },
+            ceiling: defaults.ceiling,
+        }
+    }
+
+    /// A builder with the defaults of [`new`](Self::new).
+    pub fn builder() -> NonceManagerBuilder<SystemClock> {
+        NonceManagerBuilder::default()
+    }
+}
+
+impl Default for NonceManager<SystemClock> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<C: Clock> NonceManager<C> {
+    /// The next nonce: greater than every nonce this manager handed out before.
+    ///
+    /// If the clock fails or steps back, the manager carries on from `last`.
+    ///
+    /// # Errors
+    /// [`NonceError::Overflow`] when the next nonce would be above the ceiling
+    /// (nothing is handed out and nothing changes).
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, NonceManager};
+    /// let clock = ManualClock::new(1_000);
+    /// let m = NonceManager::builder().clock(clock.clone()).build()?;
+    /// assert_eq!(m.next()?, 1_000);
+    /// assert_eq!(m.next()?, 1_001); // same millisecond
+    /// clock.set(5);                 // clock steps back
+    /// assert_eq!(m.next()?, 1_002);
+    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// ```
+    #[inline]
+    pub fn next(&self) -> Result<u64, NonceError> {
+        self.take(1).map(|span| span.first)
+    }
+
+    /// Reserves `count` nonces in one atomic step (O(1) whatever `count`).
+    /// No other `next()`/`reserve()` on this manager overlaps the batch.
+    ///
+    /// # Errors
+    /// [`NonceError::EmptyBatch`] for `count == 0`; [`NonceError::Overflow`]
+    /// when the batch would end above the ceiling. Either way nothing changes.
+    ///
+    /// ```
+    /// use monotonic_nonce::NonceManager;
+    /// let m = NonceManager::new();
+    /// let batch = m.reserve(1_000)?;
+    /// assert_eq!(batch.len(), 1_000);
+    /// assert_eq!(m.last(), batch.last());
+    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// ```
+    pub fn reserve(&self, count: u64) -> Result<NonceBatch, NonceError> {
+        if count == 0 {
+            return Err(NonceError::EmptyBatch);
+        }
+        let span = self.take(count)?;
+        Ok(NonceBatch::new(span.first, span.last, self.params.step, count))
+    }
+
+    /// Makes every later nonce greater than `nonce`, e.g. after a server
+    /// answered "nonce too low, lastNonce = n". Only ever raises `last`: a
+    /// stale or smaller report changes nothing. Distributed residues are kept.
+    ///
+    /// # Errors
+    /// [`NonceError::Overflow`] when no nonce above `nonce` fits under the
+    /// ceiling (for example `advance_past(u64::MAX)`); nothing changes.
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, NonceManager};
+    /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
+    /// m.advance_past(5_000)?;
+    /// assert_eq!(m.next()?, 5_001);
+    /// m.advance_past(10)?; // stale report: ignored
+    /// assert_eq!(m.next()?, 5_002);
+    /// assert!(m.advance_past(u64::MAX).is_err());
+    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// ```
+    pub fn advance_past(&self, nonce: u64) -> Result<(), NonceError> {
+        match self.params.after(nonce) {
+            Some(next) if next <= self.ceiling => {
+                // Relaxed: `last` is the only shared datum and fetch_max is a single
+                // read-modify-write on it, ordered with every other RMW on `last`.
+                self.last.fetch_max(nonce, Ordering::Relaxed);
+                Ok(())
+            }
+            _ => Err(NonceError::Overflow { ceiling: self.ceiling }),
+        }
+    }
+
+    /// The highest nonce handed out so far, or the start floor (or the highest
+    /// value passed to [`advance_past`](Self::advance_past)) if that is higher.
+    pub fn last(&self) -> u64 {
+        // Relaxed: a snapshot of one value; no other memory is published with it.
+        self.last.load(Ordering::Relaxed)
+    }
+
+    /// The strategy this manager was built with.
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    /// The highest nonce this manager may hand out.
+    pub fn ceiling(&self) -> u64 {
+        self.ceiling
+    }
+
+    /// The clock this manager reads.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// The single compare-exchange loop behind `next()` and `reserve()`.
+    #[inline]
+    fn take(&self, count: u64) -> Result<Span, NonceError> {
+        // A failed clock is not an error here: the formula carries on from `last`.
+        let now = self.clock.now_ms().ok();
+        // Relaxed: uniqueness needs only the modification order of this one
+        // atomic, which every compare-exchange below respects; it guards no other data.
+        let mut last = self.last.load(Ordering::Relaxed);
+        let backoff = Backoff::new();
+        loop {
+            let span = self.params.span_after(last, now, count, self.ceiling)?;
+            // Relaxed (success and failure): as above, the RMW on `last` alone
+            // makes spans disjoint and per-thread increasing; nothing else is published.
+            match self.last.compare_exchange_weak(last, span.last, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return Ok(span),
+                Err(current) => {
+                    // Lost a race: let the winner's cache line settle before retrying.
+                    last = current;
+                    backoff.spin();
+                }
+            }
+        }
+    }
+}
+
+impl<C: Clock> fmt::Debug for NonceManager<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NonceManager")
+            .field("strategy", &self.strategy)
+            .field("last", &self.last())
+            .field("ceiling", &self.ceiling)
+            .field("clock", &std::any::type_name::<C>())
+            .finish()
+    }
+}

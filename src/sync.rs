@@ -1,0 +1,58 @@
+//! The one place atomics and locks come from.
+//!
+//! Normally these are `std`'s atomics and `parking_lot`'s mutex; under
+//! `--cfg loom` they are loom's, so the loom models in `tests/loom_*.rs`
+//! exercise exactly the code users run. Nothing else in the crate names
+//! `std::sync::atomic`, `parking_lot` or `loom` directly.
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+#[cfg(not(loom))]
+pub(crate) use std::sync::Arc;
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::sync::Arc;
+
+/// A mutex whose `lock()` returns the guard directly, whichever backend is in use.
+#[allow(dead_code)] // the validator (next module) is its user
+#[derive(Debug, Default)]
+pub(crate) struct Mutex<T> {
+    #[cfg(not(loom))]
+    inner: parking_lot::Mutex<T>,
+    #[cfg(loom)]
+    inner: loom::sync::Mutex<T>,
+}
+
+#[cfg(not(loom))]
+#[allow(dead_code)]
+pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+#[cfg(loom)]
+#[allow(dead_code)]
+pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+#[allow(dead_code)]
+impl<T> Mutex<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Self {
+            #[cfg(not(loom))]
+            inner: parking_lot::Mutex::new(value),
+            #[cfg(loom)]
+            inner: loom::sync::Mutex::new(value),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        #[cfg(not(loom))]
+        {
+            self.inner.lock()
+        }
+        #[cfg(loom)]
+        {
+            // A poisoned loom mutex means a model thread already panicked; the
+            // model reports that panic, so carrying on with the data is fine.
+            self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+    }
+}
