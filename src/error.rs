@@ -68,3 +68,171 @@ impl NonceError {
         Self::InvalidConfig(Box::new(ConfigError::new(field, reason)))
     }
 }
+
+/// Why a [`NonceValidator`](crate::NonceValidator) refused a nonce. A refused
+/// nonce changes nothing. [`error_body`](Self::error_body) turns it into the
+/// JSON body exchange clients already parse.
+///
+/// # Example
+/// ```
+/// use monotonic_nonce::{NonceValidator, Policy, Rejection};
+/// let v = NonceValidator::new(Policy::Strict);
+/// v.validate(&1u32, 1_704_067_200_000)?;
+/// let err = v.validate(&1u32, 1_704_067_199_000).unwrap_err();
+/// assert_eq!(err, Rejection::TooLow { last_nonce: 1_704_067_200_000, attempted_nonce: 1_704_067_199_000 });
+/// assert_eq!(err.error_body().error.details.last_nonce, Some(1_704_067_200_000));
+/// # Ok::<(), Rejection>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum Rejection {
+    /// This exact nonce was accepted before (a replay, or two signers on one key).
+    #[error("nonce {attempted_nonce} was already used (last nonce {last_nonce})")]
+    AlreadyUsed {
+        /// The highest nonce accepted for the account.
+        last_nonce: u64,
+        /// The refused nonce.
+        attempted_nonce: u64,
+    },
+    /// Below what the policy can still accept; use a nonce above `last_nonce`.
+    #[error("nonce {attempted_nonce} is too low: the last nonce is {last_nonce}")]
+    TooLow {
+        /// The highest nonce accepted for the account (or the eviction floor for an untracked one).
+        last_nonce: u64,
+        /// The refused nonce.
+        attempted_nonce: u64,
+    },
+    /// Stands for a time further ahead of the server clock than `max_future` allows.
+    #[error("nonce {attempted_nonce} is too far in the future (at most {max_nonce} now); check the client clock and strategy")]
+    TooFarInFuture {
+        /// The highest nonce the time bound accepts right now.
+        max_nonce: u64,
+        /// The refused nonce.
+        attempted_nonce: u64,
+    },
+    /// Stands for a time further behind the server clock than `max_past` allows.
+    #[error("nonce {attempted_nonce} is too old (at least {min_nonce} now)")]
+    TooOld {
+        /// The lowest nonce the time bound accepts right now.
+        min_nonce: u64,
+        /// The refused nonce.
+        attempted_nonce: u64,
+    },
+    /// Nonces are positive integers; 0 is never valid.
+    #[error("a nonce must be a positive integer, not 0")]
+    NotPositive,
+    /// Above the ceiling the server accepts.
+    #[error("nonce {attempted_nonce} is above the ceiling {ceiling}")]
+    AboveCeiling {
+        /// The highest nonce the server accepts.
+        ceiling: u64,
+        /// The refused nonce.
+        attempted_nonce: u64,
+    },
+    /// Time bounds are set and the server clock could not be read: the
+    /// validator fails closed rather than skip the bound.
+    #[error("the server clock is unavailable ({0}); the time bound cannot be checked")]
+    ClockUnavailable(ClockError),
+}
+
+/// The JSON error body of a [`Rejection`], in the shape exchange clients parse:
+/// `{"status":"error","error":{"code":"VALIDATION_ERROR","message":"Nonce already used","details":{"lastNonce":..,"attemptedNonce":..}}}`.
+/// Serializable with the `serde` feature (absent details are omitted).
+///
+/// # Example
+/// ```
+/// use monotonic_nonce::Rejection;
+/// let body = Rejection::AlreadyUsed { last_nonce: 7, attempted_nonce: 5 }.error_body();
+/// assert_eq!(body.status, "error");
+/// assert_eq!(body.error.code, "VALIDATION_ERROR");
+/// assert_eq!(body.error.message, "Nonce already used");
+/// assert_eq!(body.error.details.attempted_nonce, Some(5));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ErrorBody {
+    /// Always `"error"`.
+    pub status: String,
+    /// What went wrong.
+    pub error: ErrorInfo,
+}
+
+/// The `error` object of an [`ErrorBody`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ErrorInfo {
+    /// `"VALIDATION_ERROR"` for a refused nonce, `"SERVER_ERROR"` when the server clock failed.
+    pub code: String,
+    /// A short human message, e.g. `"Nonce already used"`.
+    pub message: String,
+    /// The numbers a client needs to resynchronise.
+    pub details: ErrorDetails,
+}
+
+/// The `details` object of an [`ErrorBody`]; camelCase in JSON, absent fields omitted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
+pub struct ErrorDetails {
+    /// The highest nonce the server accepted for the account, when it has one.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    pub last_nonce: Option<u64>,
+    /// The refused nonce.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    pub attempted_nonce: Option<u64>,
+    /// The highest nonce the future bound accepts now.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    pub max_nonce: Option<u64>,
+    /// The lowest nonce the past bound accepts now.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    pub min_nonce: Option<u64>,
+    /// The ceiling the server accepts.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    pub ceiling: Option<u64>,
+}
+
+impl Rejection {
+    /// The JSON error body for this rejection (`lastNonce` included when the
+    /// variant carries it; [`NonceValidator::error_body`](crate::NonceValidator::error_body)
+    /// fills it in for the others from the account's state).
+    pub fn error_body(&self) -> ErrorBody {
+        let mut details = ErrorDetails::default();
+        let (code, message) = match *self {
+            Rejection::AlreadyUsed { last_nonce, attempted_nonce } => {
+                details.last_nonce = Some(last_nonce);
+                details.attempted_nonce = Some(attempted_nonce);
+                ("VALIDATION_ERROR", "Nonce already used")
+            }
+            Rejection::TooLow { last_nonce, attempted_nonce } => {
+                details.last_nonce = Some(last_nonce);
+                details.attempted_nonce = Some(attempted_nonce);
+                ("VALIDATION_ERROR", "Nonce too low")
+            }
+            Rejection::TooFarInFuture { max_nonce, attempted_nonce } => {
+                details.max_nonce = Some(max_nonce);
+                details.attempted_nonce = Some(attempted_nonce);
+                ("VALIDATION_ERROR", "Nonce too far in the future")
+            }
+            Rejection::TooOld { min_nonce, attempted_nonce } => {
+                details.min_nonce = Some(min_nonce);
+                details.attempted_nonce = Some(attempted_nonce);
+                ("VALIDATION_ERROR", "Nonce too old")
+            }
+            Rejection::NotPositive => {
+                details.attempted_nonce = Some(0);
+                ("VALIDATION_ERROR", "Nonce must be a positive integer")
+            }
+            Rejection::AboveCeiling { ceiling, attempted_nonce } => {
+                details.ceiling = Some(ceiling);
+                details.attempted_nonce = Some(attempted_nonce);
+                ("VALIDATION_ERROR", "Nonce above the maximum")
+            }
+            Rejection::ClockUnavailable(_) => ("SERVER_ERROR", "Server clock unavailable"),
+        };
+        ErrorBody {
+            status: "error".to_owned(),
+            error: ErrorInfo { code: code.to_owned(), message: message.to_owned(), details },
+        }
+    }
+}

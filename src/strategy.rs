@@ -212,7 +212,9 @@ mod tests {
         assert_eq!(p.span_after(500, None, 1, I64_MAX).unwrap(), Span { first: 501, last: 501 });
         assert_eq!(p.span_after(I64_MAX - 1, None, 2, I64_MAX), Err(NonceError::Overflow { ceiling: I64_MAX }));
         assert_eq!(p.span_after(0, Some(u64::MAX), 1, u64::MAX).unwrap().first, u64::MAX);
-        assert_eq!(p.span_after(0, Some(1), u64::MAX, u64::MAX), Err(NonceError::Overflow { ceiling: u64::MAX }));
+        // count u64::MAX from 1 ends exactly at u64::MAX; from 2 it overflows.
+        assert_eq!(p.span_after(0, Some(1), u64::MAX, u64::MAX).unwrap(), Span { first: 1, last: u64::MAX });
+        assert_eq!(p.span_after(0, Some(2), u64::MAX, u64::MAX), Err(NonceError::Overflow { ceiling: u64::MAX }));
     }
 
     #[test]

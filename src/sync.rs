@@ -16,7 +16,6 @@ pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 pub(crate) use loom::sync::Arc;
 
 /// A mutex whose `lock()` returns the guard directly, whichever backend is in use.
-#[allow(dead_code)] // the validator (next module) is its user
 #[derive(Debug, Default)]
 pub(crate) struct Mutex<T> {
     #[cfg(not(loom))]
@@ -26,13 +25,10 @@ pub(crate) struct Mutex<T> {
 }
 
 #[cfg(not(loom))]
-#[allow(dead_code)]
 pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
 #[cfg(loom)]
-#[allow(dead_code)]
 pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
 
-#[allow(dead_code)]
 impl<T> Mutex<T> {
     pub(crate) fn new(value: T) -> Self {
         Self {

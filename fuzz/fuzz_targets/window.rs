@@ -1,0 +1,53 @@
+//! The RFC 6479 ring alone against a `BTreeSet` of every accepted nonce.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use monotonic_nonce::fuzzing::{ring_words, Window, WindowVerdict};
+use std::collections::BTreeSet;
+
+#[derive(Debug, Arbitrary)]
+enum Move {
+    /// Just above the highest: the dense path that needs no ring.
+    Next,
+    Ahead(u16),
+    Behind(u16),
+    /// Anywhere, including far past the ring and near `u64::MAX`.
+    Absolute(u64),
+}
+
+#[derive(Debug, Arbitrary)]
+struct Input {
+    width: u16,
+    wide: bool,
+    moves: Vec<(Move, bool)>,
+}
+
+fuzz_target!(|input: Input| {
+    let w = if input.wide { 8128 } else { u64::from(input.width % 520) + 1 };
+    let mut win = Window::new();
+    let mut seen = BTreeSet::new();
+    for (mv, record) in &input.moves {
+        let highest: Option<u64> = seen.last().copied();
+        let anchor = highest.unwrap_or(1_000);
+        let n = match *mv {
+            Move::Next => anchor.saturating_add(1),
+            Move::Ahead(d) => anchor.saturating_add(u64::from(d)),
+            Move::Behind(d) => anchor.saturating_sub(u64::from(d)),
+            Move::Absolute(n) => n,
+        }
+        .max(1); // the ring only ever sees positive nonces
+        let expected = match highest {
+            Some(h) if n <= h && h - n > w => Err(WindowVerdict::TooLow),
+            Some(h) if n <= h && seen.contains(&n) => Err(WindowVerdict::Seen),
+            _ => Ok(()),
+        };
+        assert_eq!(win.check(n, w), expected, "w {w} highest {highest:?} n {n}");
+        if *record && expected.is_ok() {
+            win.record(n, w);
+            seen.insert(n);
+        }
+        assert_eq!(win.highest(), seen.last().copied());
+        assert!(win.ring_len() == 0 || win.ring_len() == ring_words(w));
+    }
+});

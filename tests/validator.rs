@@ -1,0 +1,272 @@
+//! Edges of each policy, the time bounds, the ceiling and eviction.
+
+use monotonic_nonce::{ManualClock, NonceError, NonceValidator, Policy, Rejection, I64_MAX};
+use std::time::Duration;
+
+const T0: u64 = 1_704_067_200_000;
+
+fn used(last_nonce: u64, attempted_nonce: u64) -> Result<(), Rejection> {
+    Err(Rejection::AlreadyUsed { last_nonce, attempted_nonce })
+}
+fn low(last_nonce: u64, attempted_nonce: u64) -> Result<(), Rejection> {
+    Err(Rejection::TooLow { last_nonce, attempted_nonce })
+}
+
+#[test]
+fn strict_accepts_only_above_last() {
+    let v = NonceValidator::new(Policy::Strict);
+    assert_eq!(v.validate(&1, 102), Ok(()));
+    assert_eq!(v.validate(&1, 101), low(102, 101), "reordered honest request is refused under Strict");
+    assert_eq!(v.validate(&1, 102), used(102, 102));
+    assert_eq!(v.validate(&1, 103), Ok(()));
+    assert_eq!(v.last_nonce(&1), Some(103));
+}
+
+#[test]
+fn window_rejects_exactly_w_plus_one_behind() {
+    let v = NonceValidator::new(Policy::Window(64));
+    v.validate(&"a", 1_000).unwrap();
+    assert_eq!(v.validate(&"a", 1_000 - 65), low(1_000, 935));
+    assert_eq!(v.validate(&"a", 1_000 - 64), Ok(()), "exactly w behind is inside");
+    assert_eq!(v.validate(&"a", 1_000 - 64), used(1_000, 936));
+    assert_eq!(v.validate(&"a", 1_000), used(1_000, 1_000));
+}
+
+#[test]
+fn window_jump_forward_by_more_than_the_ring_forgets_cleanly() {
+    let v = NonceValidator::new(Policy::Window(128));
+    for n in [500, 502, 504] {
+        v.validate(&0u8, n).unwrap();
+    }
+    // a jump of many ring lengths
+    v.validate(&0u8, 500 + 64 * 1_000).unwrap();
+    let top = 500 + 64 * 1_000;
+    assert_eq!(v.validate(&0u8, top - 1), Ok(()));
+    assert_eq!(v.validate(&0u8, top - 128), Ok(()));
+    assert_eq!(v.validate(&0u8, top - 129), low(top, top - 129));
+    // a jump of less than the ring keeps what is still inside
+    v.validate(&0u8, top + 100).unwrap();
+    assert_eq!(v.validate(&0u8, top - 1), used(top + 100, top - 1));
+    assert_eq!(v.validate(&0u8, top + 99), Ok(()));
+}
+
+#[test]
+fn window_duplicates_after_the_window_moved_are_refused() {
+    let v = NonceValidator::new(Policy::Window(64));
+    for n in (1..=300).rev().step_by(3) {
+        let _ = v.validate(&9u32, n);
+    }
+    for n in 301..=400 {
+        v.validate(&9u32, n).unwrap();
+    }
+    for n in 336..=400 {
+        assert_eq!(v.validate(&9u32, n), used(400, n));
+    }
+    assert_eq!(v.validate(&9u32, 335), low(400, 335));
+}
+
+#[test]
+fn highest_k_below_at_and_above_the_minimum() {
+    let v = NonceValidator::new(Policy::HighestK(3));
+    for n in [10, 30, 20] {
+        v.validate(&"k", n).unwrap();
+    }
+    assert_eq!(v.validate(&"k", 9), low(30, 9), "below the minimum once k are stored");
+    assert_eq!(v.validate(&"k", 10), used(30, 10), "at the minimum: it is stored");
+    assert_eq!(v.validate(&"k", 11), Ok(()), "above the minimum: accepted, evicts 10");
+    assert_eq!(v.validate(&"k", 10), low(30, 10));
+    assert_eq!(v.validate(&"k", 1_000_000), Ok(()), "any gap is fine");
+    assert_eq!(v.validate(&"k", 25), Ok(()));
+    assert_eq!(v.validate(&"k", 20), low(1_000_000, 20));
+}
+
+#[test]
+fn highest_k_before_k_values_accepts_anything_unseen() {
+    let v = NonceValidator::new(Policy::HighestK(5));
+    v.validate(&1, 1_000).unwrap();
+    assert_eq!(v.validate(&1, 1), Ok(()));
+    assert_eq!(v.validate(&1, 1), used(1_000, 1));
+}
+
+fn bounded(clock: &ManualClock, units: u64) -> NonceValidator<u8, ManualClock> {
+    NonceValidator::builder(Policy::Strict)
+        .clock(clock.clone())
+        .units_per_ms(units)
+        .max_past(Duration::from_secs(60))
+        .max_future(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn time_bounds_at_plus_minus_one_millisecond() {
+    let clock = ManualClock::new(T0);
+    let v = bounded(&clock, 1);
+    let future_limit = T0 + 5_000;
+    assert_eq!(
+        v.check(&1, future_limit + 1),
+        Err(Rejection::TooFarInFuture { max_nonce: future_limit, attempted_nonce: future_limit + 1 })
+    );
+    assert_eq!(v.check(&1, future_limit), Ok(()));
+    let past_limit = T0 - 60_000;
+    assert_eq!(
+        v.check(&1, past_limit - 1),
+        Err(Rejection::TooOld { min_nonce: past_limit, attempted_nonce: past_limit - 1 })
+    );
+    assert_eq!(v.check(&1, past_limit), Ok(()));
+    clock.advance(1);
+    assert_eq!(
+        v.check(&1, past_limit),
+        Err(Rejection::TooOld { min_nonce: past_limit + 1, attempted_nonce: past_limit })
+    );
+    assert_eq!(v.check(&1, future_limit + 1), Ok(()));
+}
+
+#[test]
+fn time_bounds_use_units_per_ms() {
+    let clock = ManualClock::new(T0);
+    let v = bounded(&clock, 1_000); // Hft { counter_digits: 3 }
+    let limit_ms = T0 + 5_000;
+    assert_eq!(v.check(&1, limit_ms * 1_000 + 999), Ok(()), "the whole last millisecond is inside");
+    assert_eq!(
+        v.check(&1, (limit_ms + 1) * 1_000),
+        Err(Rejection::TooFarInFuture { max_nonce: limit_ms * 1_000 + 999, attempted_nonce: (limit_ms + 1) * 1_000 })
+    );
+}
+
+#[test]
+fn lock_out_attack_is_refused_and_the_account_still_works() {
+    let clock = ManualClock::new(T0);
+    let v = bounded(&clock, 1);
+    v.validate(&7, T0).unwrap();
+    assert_eq!(v.validate(&7, u64::MAX), Err(Rejection::AboveCeiling { ceiling: I64_MAX, attempted_nonce: u64::MAX }));
+    assert!(matches!(v.validate(&7, I64_MAX), Err(Rejection::TooFarInFuture { .. })));
+    assert_eq!(v.last_nonce(&7), Some(T0), "nothing recorded");
+    assert_eq!(v.validate(&7, T0 + 1), Ok(()));
+}
+
+#[test]
+fn without_bounds_strict_is_locked_by_one_huge_nonce() {
+    // why the bounds exist: documented behaviour, not a bug
+    let v = NonceValidator::new(Policy::Strict);
+    v.validate(&7, I64_MAX).unwrap();
+    assert_eq!(v.validate(&7, T0), low(I64_MAX, T0));
+}
+
+#[test]
+fn zero_and_above_ceiling() {
+    let v = NonceValidator::new(Policy::Window(64));
+    assert_eq!(v.validate(&1, 0), Err(Rejection::NotPositive));
+    assert_eq!(
+        v.validate(&1, I64_MAX + 1),
+        Err(Rejection::AboveCeiling { ceiling: I64_MAX, attempted_nonce: I64_MAX + 1 })
+    );
+    assert_eq!(v.validate(&1, I64_MAX), Ok(()));
+    assert_eq!(v.len(), 1);
+    let top = NonceValidator::<u8>::builder(Policy::Window(64)).ceiling(u64::MAX).build().unwrap();
+    assert_eq!(top.validate(&1, u64::MAX), Ok(()));
+    assert_eq!(top.validate(&1, u64::MAX - 64), Ok(()));
+    assert_eq!(top.validate(&1, u64::MAX), used(u64::MAX, u64::MAX));
+}
+
+#[test]
+fn failing_clock_with_bounds_fails_closed() {
+    let clock = ManualClock::new(T0);
+    let v = bounded(&clock, 1);
+    clock.set_failing(true);
+    assert!(matches!(v.validate(&1, T0), Err(Rejection::ClockUnavailable(_))));
+    assert!(v.is_empty());
+}
+
+#[test]
+fn rejections_and_check_change_nothing() {
+    let v = NonceValidator::new(Policy::HighestK(2));
+    v.validate(&1, 50).unwrap();
+    v.validate(&1, 60).unwrap();
+    for n in [0, 10, 50, 60] {
+        assert!(v.validate(&1, n).is_err());
+    }
+    assert_eq!(v.check(&1, 55), Ok(()));
+    assert_eq!(v.check(&2, 1), Ok(()));
+    assert_eq!(v.len(), 1);
+    assert_eq!(v.validate(&1, 55), Ok(()));
+    assert_eq!(v.validate(&1, 50), low(60, 50));
+}
+
+#[test]
+fn eviction_folds_the_highest_into_a_floor() {
+    let v = NonceValidator::<u32>::builder(Policy::Window(64)).max_accounts(2).shards(1).build().unwrap();
+    v.validate(&1, 500).unwrap();
+    v.validate(&2, 10).unwrap();
+    v.validate(&1, 501).unwrap(); // 2 is now least recently active
+    v.validate(&3, 20).unwrap(); // evicts 2
+    assert_eq!(v.len(), 2);
+    assert_eq!(v.last_nonce(&2), None);
+    assert_eq!(v.eviction_floor(), 10);
+    assert_eq!(v.validate(&2, 10), low(10, 10), "the evicted account's replay is refused");
+    assert_eq!(v.validate(&2, 11), Ok(()));
+    assert_eq!(v.validate(&3, 19), Ok(()), "tracked accounts keep their own window");
+}
+
+#[test]
+fn build_refuses_invalid_parameters() {
+    let field = |r: Result<NonceValidator<u8>, NonceError>| match r {
+        Err(NonceError::InvalidConfig(c)) => c.field,
+        other => panic!("expected InvalidConfig, got {other:?}"),
+    };
+    assert_eq!(field(NonceValidator::builder(Policy::HighestK(0)).build()), "policy");
+    assert_eq!(field(NonceValidator::builder(Policy::Window(0)).build()), "policy");
+    assert_eq!(field(NonceValidator::builder(Policy::Window((1 << 20) + 1)).build()), "policy");
+    assert_eq!(field(NonceValidator::builder(Policy::Strict).shards(0).build()), "shards");
+    assert_eq!(field(NonceValidator::builder(Policy::Strict).shards(3).build()), "shards");
+    assert_eq!(field(NonceValidator::builder(Policy::Strict).units_per_ms(0).build()), "units_per_ms");
+    assert_eq!(field(NonceValidator::builder(Policy::Strict).max_accounts(0).build()), "max_accounts");
+    assert_eq!(field(NonceValidator::builder(Policy::Strict).max_accounts(2).shards(4).build()), "max_accounts");
+    assert!(NonceValidator::<u8>::builder(Policy::Window(1 << 20)).max_accounts(3).build().is_ok());
+}
+
+#[test]
+#[should_panic(expected = "HighestK(0)")]
+fn new_panics_on_an_invalid_policy() {
+    let _ = NonceValidator::<u8>::new(Policy::HighestK(0));
+}
+
+#[test]
+fn error_body_carries_last_nonce_whenever_the_account_has_one() {
+    let v = NonceValidator::new(Policy::Strict);
+    v.validate(&"acct", T0).unwrap();
+    let r = v.validate(&"acct", T0 - 1000).unwrap_err();
+    let body = v.error_body(&"acct", &r);
+    assert_eq!(body.error.message, "Nonce too low");
+    assert_eq!(body.error.details.last_nonce, Some(T0));
+    let r0 = v.validate(&"acct", 0).unwrap_err();
+    assert_eq!(r0.error_body().error.details.last_nonce, None);
+    assert_eq!(v.error_body(&"acct", &r0).error.details.last_nonce, Some(T0));
+    assert_eq!(v.error_body(&"other", &r0).error.details.last_nonce, None);
+}
+
+#[test]
+fn validator_is_send_sync_and_debug() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<NonceValidator<String>>();
+    assert_send_sync::<Rejection>();
+    let dbg = format!("{:?}", NonceValidator::<u8>::new(Policy::Window(64)));
+    assert!(dbg.contains("Window(64)"), "{dbg}");
+}
+
+#[cfg(feature = "serde")]
+#[test]
+fn error_body_serializes_to_the_exchange_shape() {
+    let body =
+        Rejection::AlreadyUsed { last_nonce: 1_704_067_200_000, attempted_nonce: 1_704_067_199_000 }.error_body();
+    assert_eq!(
+        serde_json::to_string(&body).unwrap(),
+        r#"{"status":"error","error":{"code":"VALIDATION_ERROR","message":"Nonce already used","details":{"lastNonce":1704067200000,"attemptedNonce":1704067199000}}}"#
+    );
+    let back: monotonic_nonce::ErrorBody = serde_json::from_str(&serde_json::to_string(&body).unwrap()).unwrap();
+    assert_eq!(back, body);
+    let p: Policy = serde_json::from_str(&serde_json::to_string(&Policy::HighestK(20)).unwrap()).unwrap();
+    assert_eq!(p, Policy::HighestK(20));
+    let r = Rejection::TooOld { min_nonce: 1, attempted_nonce: 0 };
+    assert_eq!(serde_json::from_str::<Rejection>(&serde_json::to_string(&r).unwrap()).unwrap(), r);
+}
