@@ -51,11 +51,30 @@
 //! - Never above the ceiling, never wrapping: [`NonceError::Overflow`] instead.
 //! - `reserve(n)` moves `last` past the whole batch in one compare-exchange.
 //!
+//! # Server side
+//! [`NonceValidator`] accepts each `(account, nonce)` at most once under a
+//! [`Policy`]: `Strict` (`n > last`), `HighestK(k)` (Hyperliquid's rule) or
+//! `Window(w)` (the RFC 6479 anti-replay window), with optional time bounds
+//! that stop a single huge nonce from locking an account, and an optional
+//! bound on the accounts tracked whose evictions raise a floor, so they never
+//! reopen a replay.
+//!
+//! ```
+//! use monotonic_nonce::{NonceValidator, Policy, Rejection};
+//! let v = NonceValidator::new(Policy::HighestK(8));
+//! v.validate(&"key", 102)?;
+//! v.validate(&"key", 101)?; // arrived out of order: accepted
+//! assert!(matches!(v.validate(&"key", 101), Err(Rejection::AlreadyUsed { .. })));
+//! # Ok::<(), Rejection>(())
+//! ```
+//!
 //! # Atomic orderings
 //! The manager's state is one `AtomicU64`, `last`. Uniqueness and per-thread
 //! monotonicity follow from the single modification order of that one atomic
 //! (every update is a read-modify-write), so all its operations are `Relaxed`:
-//! no other memory is published through it.
+//! no other memory is published through it. The validator's account state
+//! lives under its shards' mutexes; its one atomic, the eviction floor, is
+//! raised and read under the lock of the shard that holds the evicted key.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 

@@ -25,26 +25,34 @@ pub const MAX_HIGHEST_K: usize = 1 << 16;
 
 const NIL: u32 = u32::MAX;
 
-/// One tracked account: its key, its policy state, and its place in the shard's LRU list.
+/// One tracked account's state, stored inline in the shard's map so that a
+/// lookup touches one bucket (plus a HighestK or window allocation, if any).
 #[derive(Debug)]
-struct Slot<K> {
-    key: K,
+struct Entry {
     state: AccountState,
     /// The eviction floor when this account (re)appeared: its state knows nothing
     /// at or below it, so everything there is refused.
     floor: u64,
+    /// Its node in the shard's LRU list (`NIL` when accounts are unbounded).
+    node: u32,
+}
+
+/// An LRU list node: which key it stands for and its neighbours.
+#[derive(Debug)]
+struct Node<K> {
+    key: K,
     /// Towards the most recently active (`NIL` at the head).
     prev: u32,
     /// Towards the least recently active (`NIL` at the tail).
     next: u32,
 }
 
-/// The accounts whose keys hash to one shard: a map from key to a slab slot,
-/// and (only when `max_accounts` is set) an intrusive LRU list over the slots.
+/// The accounts whose keys hash to one shard: a map from key to its state and,
+/// only when `max_accounts` is set, an intrusive LRU list in a slab of nodes.
 #[derive(Debug)]
 struct Shard<K> {
-    index: HashMap<K, u32>,
-    slots: Vec<Slot<K>>,
+    index: HashMap<K, Entry>,
+    lru: Vec<Node<K>>,
     head: u32,
     tail: u32,
     /// Accounts this shard may track; `None`: unbounded, and no LRU bookkeeping.
@@ -53,7 +61,7 @@ struct Shard<K> {
 
 impl<K: Hash + Eq + Clone> Shard<K> {
     fn new(capacity: Option<usize>) -> Self {
-        Self { index: HashMap::new(), slots: Vec::new(), head: NIL, tail: NIL, capacity }
+        Self { index: HashMap::new(), lru: Vec::new(), head: NIL, tail: NIL, capacity }
     }
 
     /// The verdict for `nonce` on `account`, recorded if `record` and accepted.
@@ -66,21 +74,20 @@ impl<K: Hash + Eq + Clone> Shard<K> {
         floor: &AtomicU64,
         record: bool,
     ) -> Result<(), Rejection> {
-        if let Some(&i) = self.index.get(account) {
-            let slot = &mut self.slots[i as usize];
-            let state = &mut slot.state;
-            let verdict = if nonce <= slot.floor { Err(Refusal::TooLow) } else { state.check(nonce, policy) };
+        if let Some(entry) = self.index.get_mut(account) {
+            let verdict = if nonce <= entry.floor { Err(Refusal::TooLow) } else { entry.state.check(nonce, policy) };
             if let Err(refusal) = verdict {
-                let last_nonce = state.highest().unwrap_or(slot.floor);
+                let last_nonce = entry.state.highest().unwrap_or(entry.floor);
                 return Err(match refusal {
                     Refusal::AlreadyUsed => Rejection::AlreadyUsed { last_nonce, attempted_nonce: nonce },
                     Refusal::TooLow => Rejection::TooLow { last_nonce, attempted_nonce: nonce },
                 });
             }
             if record {
-                state.record(nonce, policy);
-                if self.capacity.is_some() {
-                    self.touch(i);
+                entry.state.record(nonce, policy);
+                let node = entry.node;
+                if node != NIL {
+                    self.touch(node);
                 }
             }
             return Ok(());
@@ -95,40 +102,39 @@ impl<K: Hash + Eq + Clone> Shard<K> {
         if record {
             let mut state = AccountState::new(policy);
             state.record(nonce, policy);
-            self.insert(account.clone(), state, min, floor);
+            self.insert(account.clone(), Entry { state, floor: min, node: NIL }, floor);
         }
         Ok(())
     }
 
     fn highest(&self, account: &K) -> Option<u64> {
-        self.index.get(account).and_then(|&i| self.slots[i as usize].state.highest())
+        self.index.get(account).and_then(|e| e.state.highest())
     }
 
     /// Tracks a new account, evicting the least recently active one when full.
-    fn insert(&mut self, key: K, state: AccountState, created_above: u64, floor: &AtomicU64) {
-        let limit = self.capacity.unwrap_or(usize::MAX).min(NIL as usize - 1);
-        if self.index.len() >= limit && self.tail != NIL {
+    fn insert(&mut self, key: K, mut entry: Entry, floor: &AtomicU64) {
+        let Some(capacity) = self.capacity else {
+            self.index.insert(key, entry);
+            return;
+        };
+        let limit = capacity.min(NIL as usize - 1);
+        let node = if self.index.len() >= limit && self.tail != NIL {
             let victim = self.tail;
-            let slot = &mut self.slots[victim as usize];
-            if let Some(highest) = slot.state.highest() {
+            let old_key = std::mem::replace(&mut self.lru[victim as usize].key, key.clone());
+            if let Some(highest) = self.index.remove(&old_key).and_then(|old| old.state.highest()) {
                 // Relaxed: ordered by this shard's lock for the evicted key (see `validate`).
                 floor.fetch_max(highest, Ordering::Relaxed);
             }
-            self.index.remove(&slot.key);
-            slot.key = key.clone();
-            slot.state = state;
-            slot.floor = created_above;
-            self.unlink(victim);
-            self.push_front(victim);
-            self.index.insert(key, victim);
-            return;
-        }
-        let i = self.slots.len() as u32; // < NIL: bounded by `limit` above
-        self.slots.push(Slot { key: key.clone(), state, floor: created_above, prev: NIL, next: NIL });
-        if self.capacity.is_some() {
+            self.touch(victim);
+            victim
+        } else {
+            let i = self.lru.len() as u32; // < NIL: bounded by `limit` above
+            self.lru.push(Node { key: key.clone(), prev: NIL, next: NIL });
             self.push_front(i);
-        }
-        self.index.insert(key, i);
+            i
+        };
+        entry.node = node;
+        self.index.insert(key, entry);
     }
 
     fn touch(&mut self, i: u32) {
@@ -139,34 +145,34 @@ impl<K: Hash + Eq + Clone> Shard<K> {
     }
 
     fn unlink(&mut self, i: u32) {
-        let (prev, next) = (self.slots[i as usize].prev, self.slots[i as usize].next);
+        let (prev, next) = (self.lru[i as usize].prev, self.lru[i as usize].next);
         match prev {
             NIL => self.head = next,
-            p => self.slots[p as usize].next = next,
+            p => self.lru[p as usize].next = next,
         }
         match next {
             NIL => self.tail = prev,
-            n => self.slots[n as usize].prev = prev,
+            n => self.lru[n as usize].prev = prev,
         }
     }
 
     fn push_front(&mut self, i: u32) {
         let old = self.head;
-        self.slots[i as usize].prev = NIL;
-        self.slots[i as usize].next = old;
+        self.lru[i as usize].prev = NIL;
+        self.lru[i as usize].next = old;
         match old {
             NIL => self.tail = i,
-            h => self.slots[h as usize].prev = i,
+            h => self.lru[h as usize].prev = i,
         }
         self.head = i;
     }
 
     fn heap_bytes(&self) -> usize {
-        let slots = self.slots.capacity() * std::mem::size_of::<Slot<K>>();
-        let states: usize = self.slots.iter().map(|s| s.state.heap_bytes()).sum();
-        // hashbrown: one control byte plus one (K, u32) per bucket
-        let index = self.index.capacity() * (std::mem::size_of::<(K, u32)>() + 1);
-        slots + states + index
+        // hashbrown: one control byte plus one (K, Entry) per bucket
+        let index = self.index.capacity() * (std::mem::size_of::<(K, Entry)>() + 1);
+        let lru = self.lru.capacity() * std::mem::size_of::<Node<K>>();
+        let states: usize = self.index.values().map(|e| e.state.heap_bytes()).sum();
+        index + lru + states
     }
 }
 

@@ -1,0 +1,186 @@
+//! `NonceValidator` against the naive baseline, in the same groups.
+//!
+//! The baseline is what a careful first version looks like: one
+//! `Mutex<HashMap<u64, BTreeSet<u64>>>` that keeps every nonce ever accepted.
+//!
+//! Traffic: each account's nonces arrive as swapped pairs, `2, 1, 4, 3, ...`
+//! (two threads of one bot racing), on accounts picked at random, so every
+//! window policy really builds its ring and the 1M-account groups really miss
+//! the cache. `in_order` sends `1, 2, 3, ...` instead. Every structure is
+//! primed with two nonces per account before it is timed.
+//! - `single/{1k,1M}`: one thread; naive, Strict, HighestK(16), Window(64), Window(8128).
+//! - `single/1M_in_order`: the same without reordering.
+//! - `threads_1M/{1,2,4}`: N threads on disjoint accounts; throughput is aggregate.
+//!
+//! `cargo bench --bench validator`
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use monotonic_nonce::{NonceValidator, Policy};
+use parking_lot::Mutex;
+use std::collections::{BTreeSet, HashMap};
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+/// The baseline: every nonce of every account, forever.
+#[derive(Default)]
+struct Naive {
+    seen: Mutex<HashMap<u64, BTreeSet<u64>>>,
+}
+
+impl Naive {
+    fn validate(&self, account: u64, nonce: u64) -> bool {
+        self.seen.lock().entry(account).or_default().insert(nonce)
+    }
+}
+
+/// Anything the benchmark can feed `(account, nonce)` to.
+trait Target: Sync {
+    fn feed(&self, account: u64, nonce: u64) -> bool;
+}
+
+impl Target for Naive {
+    fn feed(&self, account: u64, nonce: u64) -> bool {
+        self.validate(account, nonce)
+    }
+}
+
+impl Target for NonceValidator<u64> {
+    fn feed(&self, account: u64, nonce: u64) -> bool {
+        self.validate(&account, nonce).is_ok()
+    }
+}
+
+/// One thread's stream of requests over the accounts `first, first + stride, ...`.
+struct Traffic {
+    first: u64,
+    stride: u64,
+    sent: Vec<u64>,
+    rng: u64,
+    reordered: bool,
+}
+
+impl Traffic {
+    fn new(first: u64, stride: u64, accounts: usize, reordered: bool) -> Self {
+        Self { first, stride, sent: vec![0; accounts], rng: 0x9E37_79B9_7F4A_7C15 ^ first, reordered }
+    }
+
+    /// The next request: a random account of this stream and its next nonce.
+    fn next(&mut self) -> (u64, u64) {
+        // xorshift64: cheap, and the same sequence for every target
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let i = (self.rng % self.sent.len() as u64) as usize;
+        let k = self.sent[i];
+        self.sent[i] = k + 1;
+        let nonce = if self.reordered { (k ^ 1) + 1 } else { k + 1 };
+        (self.first + self.stride * i as u64, nonce)
+    }
+
+    /// Two requests for every account, in order of account: every state exists.
+    fn prime(&mut self, target: &dyn Target) {
+        for i in 0..self.sent.len() {
+            for _ in 0..2 {
+                let k = self.sent[i];
+                self.sent[i] = k + 1;
+                let nonce = if self.reordered { (k ^ 1) + 1 } else { k + 1 };
+                target.feed(self.first + self.stride * i as u64, nonce);
+            }
+        }
+    }
+}
+
+fn validator(policy: Policy) -> NonceValidator<u64> {
+    NonceValidator::builder(policy).build().expect("valid policy")
+}
+
+/// The targets of every group, baseline first.
+type Maker = fn() -> Box<dyn Target>;
+
+fn targets() -> [(&'static str, Maker); 5] {
+    [
+        ("baseline/naive_btreeset", || Box::new(Naive::default())),
+        ("strict", || Box::new(validator(Policy::Strict))),
+        ("highest_k_16", || Box::new(validator(Policy::HighestK(16)))),
+        ("window_64", || Box::new(validator(Policy::Window(64)))),
+        ("window_8128", || Box::new(validator(Policy::Window(8128)))),
+    ]
+}
+
+fn single(c: &mut Criterion) {
+    for (group, accounts, reordered) in
+        [("single/1k", 1_000usize, true), ("single/1M", 1_000_000, true), ("single/1M_in_order", 1_000_000, false)]
+    {
+        let mut g = c.benchmark_group(group);
+        g.throughput(Throughput::Elements(1));
+        for (name, make) in targets() {
+            let target = make();
+            let mut traffic = Traffic::new(1, 1, accounts, reordered);
+            traffic.prime(&*target);
+            g.bench_function(name, |b| {
+                b.iter(|| {
+                    let (account, nonce) = traffic.next();
+                    black_box(target.feed(account, nonce))
+                })
+            });
+        }
+        g.finish();
+    }
+}
+
+/// Runs `iters` requests on each thread at once, each from its own stream,
+/// and returns the wall time (so throughput is aggregate).
+fn run_threads(target: &dyn Target, streams: &[Mutex<Traffic>], iters: u64) -> Duration {
+    let barrier = Barrier::new(streams.len() + 1);
+    std::thread::scope(|s| {
+        for stream in streams {
+            let barrier = &barrier;
+            s.spawn(move || {
+                let mut traffic = stream.lock();
+                barrier.wait();
+                for _ in 0..iters {
+                    let (account, nonce) = traffic.next();
+                    black_box(target.feed(account, nonce));
+                }
+                barrier.wait();
+            });
+        }
+        barrier.wait();
+        let start = Instant::now();
+        barrier.wait();
+        start.elapsed()
+    })
+}
+
+fn threads(c: &mut Criterion) {
+    const ACCOUNTS: usize = 1_000_000;
+    let mut g = c.benchmark_group("threads_1M");
+    for threads in [1usize, 2, 4] {
+        // one iteration = one request on each thread
+        g.throughput(Throughput::Elements(threads as u64));
+        for (name, make) in targets().into_iter().filter(|(name, _)| *name != "window_8128") {
+            let target = make();
+            let streams: Vec<Mutex<Traffic>> = (0..threads)
+                .map(|t| Mutex::new(Traffic::new(1 + t as u64, threads as u64, ACCOUNTS / threads, true)))
+                .collect();
+            for stream in &streams {
+                stream.lock().prime(&*target);
+            }
+            g.bench_function(BenchmarkId::new(name, threads), |b| {
+                b.iter_custom(|iters| run_threads(&*target, &streams, iters))
+            });
+        }
+    }
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20)
+}
+
+criterion_group! { name = benches; config = config(); targets = single, threads }
+criterion_main!(benches);
