@@ -5,10 +5,13 @@
 //! - `contended/{2,4,8}`: the mutex generator and `next()` hammered by N
 //!   threads; throughput is aggregate nonces per second.
 //!
+//! - `persist`: `next()` without `persist` (the baseline) and with it, and
+//!   the cost of one durable mark write.
+//!
 //! `cargo bench --bench manager`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use monotonic_nonce::{Clock, CoarseClock, NonceManager, SystemClock};
+use monotonic_nonce::{Clock, CoarseClock, NonceManager, Strategy, SystemClock};
 use parking_lot::Mutex;
 use std::hint::black_box;
 use std::sync::Barrier;
@@ -116,6 +119,36 @@ fn contended(c: &mut Criterion) {
     g.finish();
 }
 
+fn persist(c: &mut Criterion) {
+    let dir = std::env::temp_dir().join(format!("monotonic-nonce-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut g = c.benchmark_group("persist");
+    g.throughput(Throughput::Elements(1));
+    let plain = NonceManager::new();
+    g.bench_function("baseline/next_system", |b| b.iter(|| black_box(plain.next())));
+    // Millis in a tight loop runs ahead of the clock by one nonce per call, so the
+    // default 10 s lease (10 000 units) is crossed every 10 000 calls: one write each time.
+    let millis = NonceManager::builder().persist(dir.join("millis.mark")).build().expect("valid");
+    g.bench_function("next_system_persist_millis", |b| b.iter(|| black_box(millis.next())));
+    // Hft { 3 }: the same 10 s lease is 10 000 000 units, crossed every 10^7 calls
+    // or when the clock passes the mark: the write rate a real bot sees.
+    let hft_plain = NonceManager::builder().strategy(Strategy::Hft { counter_digits: 3 }).build().expect("valid");
+    g.bench_function("baseline/next_system_hft3", |b| b.iter(|| black_box(hft_plain.next())));
+    let hft = NonceManager::builder()
+        .strategy(Strategy::Hft { counter_digits: 3 })
+        .persist(dir.join("hft.mark"))
+        .build()
+        .expect("valid");
+    g.bench_function("next_system_persist_hft3", |b| b.iter(|| black_box(hft.next())));
+    // reserve(2) with a one-unit lease crosses the mark on every call: one mark write each.
+    let every =
+        NonceManager::builder().persist(dir.join("every.mark")).lease(Duration::from_millis(1)).build().expect("valid");
+    g.bench_function("mark_write", |b| b.iter(|| black_box(every.reserve(2))));
+    g.finish();
+    drop((millis, hft, every));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -123,5 +156,5 @@ fn config() -> Criterion {
         .sample_size(30)
 }
 
-criterion_group! { name = benches; config = config(); targets = uncontended, contended }
+criterion_group! { name = benches; config = config(); targets = uncontended, contended, persist }
 criterion_main!(benches);

@@ -66,7 +66,7 @@ impl NonceBatch {
     /// # Ok::<(), monotonic_nonce::NonceError>(())
     /// ```
     pub fn contains(&self, nonce: u64) -> bool {
-        (self.first..=self.last).contains(&nonce) && (nonce - self.first) % self.stride == 0
+        (self.first..=self.last).contains(&nonce) && (nonce - self.first).is_multiple_of(self.stride)
     }
 
     /// An iterator over the batch's nonces, lowest first.

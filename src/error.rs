@@ -61,6 +61,28 @@ pub enum NonceError {
     /// `reserve(0)`: a batch must hold at least one nonce.
     #[error("reserve(0): a batch must hold at least one nonce")]
     EmptyBatch,
+    /// The durable high-water mark could not be read, locked or written
+    /// (see [`NonceManagerBuilder::persist`](crate::NonceManagerBuilder::persist)).
+    /// When it comes from `next()`/`reserve()`, nothing was handed out.
+    #[error("persistence: {0}")]
+    Persist(Box<PersistError>),
+}
+
+/// What went wrong with a high-water-mark file, which file, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PersistError {
+    /// The file (or its directory, or its lock file) at fault.
+    pub path: std::path::PathBuf,
+    /// The I/O error kind, when an operating-system call failed.
+    pub kind: Option<std::io::ErrorKind>,
+    /// What happened and what to do about it.
+    pub reason: String,
+}
+
+impl fmt::Display for PersistError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.reason)
+    }
 }
 
 impl NonceError {

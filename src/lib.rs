@@ -82,16 +82,19 @@ mod batch;
 mod clock;
 mod error;
 mod manager;
+mod persist;
 mod strategy;
 mod sync;
 mod validator;
 
 pub use batch::{NonceBatch, NonceBatchIter};
 pub use clock::{Clock, CoarseClock, ManualClock, SystemClock};
-pub use error::{ClockError, ConfigError, ErrorBody, ErrorDetails, ErrorInfo, NonceError, Rejection};
+pub use error::{ClockError, ConfigError, ErrorBody, ErrorDetails, ErrorInfo, NonceError, PersistError, Rejection};
 pub use manager::{NonceManager, NonceManagerBuilder};
 pub use strategy::{Strategy, I64_MAX, JS_SAFE_MAX};
-pub use validator::{NonceValidator, NonceValidatorBuilder, Policy, MAX_HIGHEST_K, MAX_WINDOW};
+pub use validator::{
+    AccountSnapshot, NonceValidator, NonceValidatorBuilder, Policy, ValidatorSnapshot, MAX_HIGHEST_K, MAX_WINDOW,
+};
 
 /// Internals for the fuzz crate (`fuzz/`), behind the `fuzzing` feature.
 /// Not part of the public API: no stability promise, may change in any release.

@@ -3,10 +3,16 @@
 use crate::batch::NonceBatch;
 use crate::clock::{Clock, SystemClock};
 use crate::error::NonceError;
+use crate::persist::MarkFile;
 use crate::strategy::{Params, Span, Strategy, I64_MAX, JS_SAFE_MAX};
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Mutex, Ordering};
 use crossbeam_utils::{Backoff, CachePadded};
 use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The default lease: how far ahead of the handed-out nonces the durable mark is set.
+const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 
 /// A lock-free generator of strictly increasing, never repeated nonces.
 ///
@@ -36,6 +42,19 @@ pub struct NonceManager<C: Clock = SystemClock> {
     strategy: Strategy,
     params: Params,
     ceiling: u64,
+    /// The durable high-water mark, when `persist` was set.
+    persisted: Option<Box<Persisted>>,
+}
+
+/// The durable mark and its writer.
+#[derive(Debug)]
+struct Persisted {
+    /// The mark known to be on disk: no nonce above it is handed out.
+    mark: CachePadded<AtomicU64>,
+    /// How far past the nonce that crosses the mark the next mark is set, in nonce units.
+    lease: u64,
+    /// The file; its lock also makes one thread write while the others wait (parked, not spinning).
+    file: Mutex<MarkFile>,
 }
 
 /// Configures a [`NonceManager`]; every invalid combination is refused by [`build`](Self::build).
@@ -62,11 +81,20 @@ pub struct NonceManagerBuilder<C: Clock = SystemClock> {
     clock: C,
     ceiling: u64,
     start_after: u64,
+    persist: Option<PathBuf>,
+    lease: Duration,
 }
 
 impl Default for NonceManagerBuilder<SystemClock> {
     fn default() -> Self {
-        Self { strategy: Strategy::Millis, clock: SystemClock, ceiling: I64_MAX, start_after: 0 }
+        Self {
+            strategy: Strategy::Millis,
+            clock: SystemClock,
+            ceiling: I64_MAX,
+            start_after: 0,
+            persist: None,
+            lease: DEFAULT_LEASE,
+        }
     }
 }
 
@@ -79,7 +107,14 @@ impl<C: Clock> NonceManagerBuilder<C> {
 
     /// The clock (default [`SystemClock`]).
     pub fn clock<D: Clock>(self, clock: D) -> NonceManagerBuilder<D> {
-        NonceManagerBuilder { strategy: self.strategy, clock, ceiling: self.ceiling, start_after: self.start_after }
+        NonceManagerBuilder {
+            strategy: self.strategy,
+            clock,
+            ceiling: self.ceiling,
+            start_after: self.start_after,
+            persist: self.persist,
+            lease: self.lease,
+        }
     }
 
     /// The highest nonce the manager may ever hand out (default [`I64_MAX`];
@@ -93,6 +128,52 @@ impl<C: Clock> NonceManagerBuilder<C> {
     /// last nonce a previous run used, or the `lastNonce` a server reported.
     pub fn start_after(mut self, floor: u64) -> Self {
         self.start_after = floor;
+        self
+    }
+
+    /// Keeps a durable high-water mark `H` in the file at `path`, so a restart
+    /// (or a clock stepped back between runs) never reuses a nonce.
+    ///
+    /// No nonce is ever handed out above the `H` that is on disk at that
+    /// moment. When a call would cross `H`, that one thread first writes
+    /// `H = nonce + lease` (temp file, `fsync`, rename, `fsync` of the
+    /// directory) while other threads that need the new mark wait, parked;
+    /// every other call stays one compare-exchange. At `build()` the first
+    /// nonce is above `max(H, start_after, clock)`.
+    ///
+    /// A missing file starts a new mark. A file that is empty, truncated,
+    /// corrupt (bad magic, version or checksum) or unreadable is an error at
+    /// `build()` naming the file; it never silently starts over. A second
+    /// manager on the same file is refused (advisory lock on `<path>.lock`).
+    /// A failed write makes `next()`/`reserve()` return
+    /// [`NonceError::Persist`] and hand out nothing.
+    ///
+    /// ```
+    /// use monotonic_nonce::NonceManager;
+    /// let dir = std::env::temp_dir().join(format!("mn-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let path = dir.join("bot.mark");
+    /// let first = {
+    ///     let m = NonceManager::builder().persist(&path).build()?;
+    ///     m.next()?
+    /// };
+    /// // "restart": a new manager on the same file continues above everything used
+    /// let m = NonceManager::builder().persist(&path).build()?;
+    /// assert!(m.next()? > first);
+    /// # drop(m); std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// ```
+    pub fn persist(mut self, path: impl Into<PathBuf>) -> Self {
+        self.persist = Some(path.into());
+        self
+    }
+
+    /// How far ahead (in clock time, turned into nonce units through the
+    /// strategy's units per ms) each durable mark is set (default 10 s). A
+    /// longer lease writes less often; after a crash, up to one lease of
+    /// nonces is skipped. Only used with [`persist`](Self::persist).
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
         self
     }
 
@@ -110,14 +191,28 @@ impl<C: Clock> NonceManagerBuilder<C> {
         if self.ceiling == 0 {
             return Err(NonceError::config("ceiling", "0 leaves no positive nonce; use I64_MAX or JS_SAFE_MAX"));
         }
-        let first_after_floor = params.after(self.start_after).filter(|&n| n <= self.ceiling);
+        let persisted = match &self.persist {
+            None => None,
+            Some(path) => {
+                let units = u64::try_from(self.lease.as_millis())
+                    .ok()
+                    .and_then(|ms| ms.checked_mul(self.strategy.units_per_ms()))
+                    .filter(|&units| units > 0)
+                    .ok_or_else(|| NonceError::config("lease", "must be at least 1 ms and fit in u64 nonce units"))?;
+                let (file, mark) = MarkFile::open(path)?;
+                Some((file, mark, units))
+            }
+        };
+        // Start above what the file says was reserved, whatever `start_after` and the clock say.
+        let floor = self.start_after.max(persisted.as_ref().and_then(|p| p.1).unwrap_or(0));
+        let first_after_floor = params.after(floor).filter(|&n| n <= self.ceiling);
         if first_after_floor.is_none() {
             return Err(NonceError::config(
-                "start_after",
+                if floor == self.start_after { "start_after" } else { "persist" },
                 format!(
                     "no nonce of {:?} above {} fits under the ceiling {}",
                     self.strategy,
-                    self.start_after,
+                    floor,
                     ceiling_name(self.ceiling)
                 ),
             ));
@@ -128,11 +223,19 @@ impl<C: Clock> NonceManagerBuilder<C> {
             today => return Err(today_above_ceiling(self.strategy, now, today, self.ceiling)),
         }
         Ok(NonceManager {
-            last: CachePadded::new(AtomicU64::new(self.start_after)),
+            last: CachePadded::new(AtomicU64::new(floor)),
             clock: self.clock,
             strategy: self.strategy,
             params,
             ceiling: self.ceiling,
+            persisted: persisted.map(|(file, mark, lease)| {
+                Box::new(Persisted {
+                    // nothing above the file's mark (or the floor) has been handed out
+                    mark: CachePadded::new(AtomicU64::new(mark.unwrap_or(0).max(floor))),
+                    lease,
+                    file: Mutex::new(file),
+                })
+            }),
         })
     }
 }
@@ -186,6 +289,7 @@ impl NonceManager<SystemClock> {
             strategy: defaults.strategy,
             params: Params { scale: 1, offset: 0, step: 1 },
             ceiling: defaults.ceiling,
+            persisted: None,
         }
     }
 
@@ -311,6 +415,16 @@ impl<C: Clock> NonceManager<C> {
         let backoff = Backoff::new();
         loop {
             let span = self.params.span_after(last, now, count, self.ceiling)?;
+            if let Some(p) = &self.persisted {
+                // Relaxed: the mark is stored only after its fsync returned, so any value
+                // read here is already on disk; no other memory is published with it.
+                if span.last > p.mark.load(Ordering::Relaxed) {
+                    self.extend_mark(p, span.last)?;
+                    // Relaxed: as for the first load of `last`.
+                    last = self.last.load(Ordering::Relaxed);
+                    continue;
+                }
+            }
             // Relaxed (success and failure): as above, the RMW on `last` alone
             // makes spans disjoint and per-thread increasing; nothing else is published.
             match self.last.compare_exchange_weak(last, span.last, Ordering::Relaxed, Ordering::Relaxed) {
@@ -325,6 +439,24 @@ impl<C: Clock> NonceManager<C> {
     }
 }
 
+impl<C: Clock> NonceManager<C> {
+    /// Makes the durable mark at least `needed`: one thread writes, the others
+    /// wait on the file's lock (parked) and find the work done.
+    #[cold]
+    fn extend_mark(&self, p: &Persisted, needed: u64) -> Result<(), NonceError> {
+        let mut file = p.file.lock();
+        // Relaxed: read under the writers' lock, which orders it after every earlier store.
+        if p.mark.load(Ordering::Relaxed) >= needed {
+            return Ok(());
+        }
+        let mark = needed.saturating_add(p.lease).min(self.ceiling);
+        file.write(mark)?;
+        // Relaxed: stored after the fsync returned (see `take`); readers need no other memory.
+        p.mark.store(mark, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
 impl<C: Clock> fmt::Debug for NonceManager<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NonceManager")
@@ -332,6 +464,8 @@ impl<C: Clock> fmt::Debug for NonceManager<C> {
             .field("last", &self.last())
             .field("ceiling", &self.ceiling)
             .field("clock", &std::any::type_name::<C>())
+            // Relaxed: reporting only.
+            .field("durable_mark", &self.persisted.as_ref().map(|p| p.mark.load(Ordering::Relaxed)))
             .finish()
     }
 }

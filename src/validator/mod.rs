@@ -2,9 +2,11 @@
 //! shards, with time bounds checked first and a floor that makes eviction safe.
 
 mod policy;
+mod snapshot;
 pub(crate) mod window;
 
 pub use policy::Policy;
+pub use snapshot::{AccountSnapshot, ValidatorSnapshot};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ErrorBody, NonceError, Rejection};
@@ -252,7 +254,8 @@ pub struct NonceValidatorBuilder<K, C: Clock = SystemClock> {
     ceiling: u64,
     max_accounts: Option<usize>,
     shards: Option<usize>,
-    _keys: std::marker::PhantomData<fn(K)>,
+    restore: Option<ValidatorSnapshot<K>>,
+    accept_unclean_restore: bool,
 }
 
 impl<K: Hash + Eq + Clone + Send + Sync> NonceValidator<K, SystemClock> {
@@ -287,7 +290,8 @@ impl<K: Hash + Eq + Clone + Send + Sync> NonceValidator<K, SystemClock> {
             ceiling: I64_MAX,
             max_accounts: None,
             shards: None,
-            _keys: std::marker::PhantomData,
+            restore: None,
+            accept_unclean_restore: false,
         }
     }
 }
@@ -313,7 +317,8 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock> NonceValidatorBuilder<K, C> {
             ceiling: self.ceiling,
             max_accounts: self.max_accounts,
             shards: self.shards,
-            _keys: std::marker::PhantomData,
+            restore: self.restore,
+            accept_unclean_restore: self.accept_unclean_restore,
         }
     }
 
@@ -357,6 +362,34 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock> NonceValidatorBuilder<K, C> {
     /// to a power of two, between 4 and 256).
     pub fn shards(mut self, n: usize) -> Self {
         self.shards = Some(n);
+        self
+    }
+
+    /// Starts from `snapshot` (see [`NonceValidator::snapshot`]): every nonce
+    /// the snapshot's accounts remember stays refused, and so does everything
+    /// at or below its eviction floor for accounts it does not hold.
+    ///
+    /// Requests accepted after the snapshot was taken are not in it. If it was
+    /// not taken at a clean shutdown ([`NonceValidator::into_snapshot`]):
+    /// - with [`max_future`](Self::max_future) set, `build()` applies the
+    ///   restart guard: it reads the clock (`now`) and raises every account's
+    ///   floor, and the eviction floor, to the largest nonce standing for
+    ///   `now + max_future`, past anything that could have been accepted before
+    ///   the restart. The price: honest clients are refused as `TooLow` for at
+    ///   most `max_future` after the restart.
+    /// - without it there is no safe guard, and `build()` refuses the snapshot
+    ///   unless [`accept_unclean_restore`](Self::accept_unclean_restore) says
+    ///   the caller takes the replay risk.
+    pub fn restore(mut self, snapshot: ValidatorSnapshot<K>) -> Self {
+        self.restore = Some(snapshot);
+        self
+    }
+
+    /// Accept a snapshot that was not taken at a clean shutdown even without a
+    /// future bound: any request accepted between the snapshot and the restart
+    /// can then be replayed once. Only for deployments that accept that risk.
+    pub fn accept_unclean_restore(mut self) -> Self {
+        self.accept_unclean_restore = true;
         self
     }
 
@@ -419,7 +452,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock> NonceValidatorBuilder<K, C> {
             })
             .transpose()?;
         let per_shard = self.max_accounts.map(|m| m / shards);
-        Ok(NonceValidator {
+        let validator = NonceValidator {
             shards: (0..shards).map(|_| CachePadded::new(Mutex::new(Shard::new(per_shard)))).collect(),
             hasher: RandomState::new(),
             policy: self.policy,
@@ -428,7 +461,11 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock> NonceValidatorBuilder<K, C> {
             ceiling: self.ceiling,
             max_accounts: self.max_accounts,
             floor: CachePadded::new(AtomicU64::new(0)),
-        })
+        };
+        if let Some(snapshot) = self.restore {
+            validator.load_snapshot(snapshot, self.accept_unclean_restore)?;
+        }
+        Ok(validator)
     }
 }
 
@@ -531,6 +568,88 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock> NonceValidator<K, C> {
             body.error.details.last_nonce = self.last_nonce(account);
         }
         body
+    }
+
+    /// A copy of everything this validator remembers, taken one shard at a
+    /// time while requests keep flowing (each account is copied whole, under
+    /// its shard's lock). Not marked as a clean shutdown: restoring it needs
+    /// a future bound or [`NonceValidatorBuilder::accept_unclean_restore`].
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceValidator, Policy};
+    /// let v = NonceValidator::new(Policy::Window(64));
+    /// v.validate(&"k", 10)?;
+    /// v.validate(&"k", 8)?;
+    /// let snap = v.snapshot();
+    /// assert_eq!(snap.accounts[0].remembered, vec![8, 10]);
+    /// assert!(!snap.clean_shutdown);
+    /// # Ok::<(), monotonic_nonce::Rejection>(())
+    /// ```
+    pub fn snapshot(&self) -> ValidatorSnapshot<K> {
+        let mut accounts = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.lock();
+            accounts.extend(shard.index.iter().map(|(key, e)| AccountSnapshot {
+                account: key.clone(),
+                floor: e.floor,
+                remembered: e.state.remembered(self.policy),
+            }));
+        }
+        ValidatorSnapshot {
+            policy: self.policy,
+            // Relaxed: read after every shard was copied; a floor raised meanwhile
+            // only makes the snapshot stricter.
+            eviction_floor: self.floor.load(Ordering::Relaxed),
+            clean_shutdown: false,
+            accounts,
+        }
+    }
+
+    /// Stops the validator and returns its final snapshot, marked as taken at a
+    /// clean shutdown: nothing can be accepted after it, so restoring it needs
+    /// no guard. Taking `self` makes that true (no `validate` can follow).
+    pub fn into_snapshot(self) -> ValidatorSnapshot<K> {
+        ValidatorSnapshot { clean_shutdown: true, ..self.snapshot() }
+    }
+
+    /// Puts `snapshot` into this freshly built validator (see [`NonceValidatorBuilder::restore`]).
+    fn load_snapshot(&self, snapshot: ValidatorSnapshot<K>, accept_unclean: bool) -> Result<(), NonceError> {
+        if snapshot.policy != self.policy {
+            return Err(NonceError::config(
+                "restore",
+                format!("the snapshot was taken under {:?}, this validator uses {:?}", snapshot.policy, self.policy),
+            ));
+        }
+        let guard = match (snapshot.clean_shutdown, self.bounds.and_then(|b| b.max_future_ms.map(|f| (b, f)))) {
+            (true, _) => 0,
+            (false, Some((b, future))) => {
+                // the largest nonce that stands for `now + max_future`
+                let limit = self.clock.now_ms()?.saturating_add(future);
+                limit.saturating_add(1).saturating_mul(b.units_per_ms).saturating_sub(1)
+            }
+            (false, None) if accept_unclean => 0,
+            (false, None) => {
+                return Err(NonceError::config(
+                    "restore",
+                    "the snapshot was not taken at a clean shutdown and there is no max_future: \
+                     requests accepted after it could be replayed; set max_future (restore then raises \
+                     every floor past what could have been accepted), restore a snapshot from \
+                     into_snapshot(), or call accept_unclean_restore() to take the risk",
+                ))
+            }
+        };
+        // Relaxed: the validator is not shared yet (`build()` owns it).
+        self.floor.store(snapshot.eviction_floor.max(guard), Ordering::Relaxed);
+        for (i, account) in snapshot.accounts.into_iter().enumerate() {
+            let state = snapshot::rebuild(self.policy, i, &account.remembered)?;
+            let entry = Entry { state, floor: account.floor.max(guard), node: NIL };
+            let mut shard = self.shard(&account.account).lock();
+            if shard.index.contains_key(&account.account) {
+                return Err(NonceError::config("restore", format!("account #{i} of the snapshot appears twice")));
+            }
+            shard.insert(account.account, entry, &self.floor);
+        }
+        Ok(())
     }
 
     fn shard(&self, account: &K) -> &Mutex<Shard<K>> {

@@ -117,6 +117,17 @@ impl AccountState {
         }
     }
 
+    /// The accepted nonces this state still remembers, ascending: recording them
+    /// in order into a fresh state rebuilds the same verdicts.
+    pub(crate) fn remembered(&self, policy: Policy) -> Vec<u64> {
+        match (self, policy) {
+            (Self::Strict { last }, _) => self.highest().map_or_else(Vec::new, |_| vec![*last]),
+            (Self::HighestK(values), _) => values.iter().copied().collect(),
+            (Self::Window(win), Policy::Window(w)) => win.seen(w),
+            (Self::Window(win), _) => win.highest().into_iter().collect(),
+        }
+    }
+
     /// Heap bytes this state holds (memory accounting).
     pub(crate) fn heap_bytes(&self) -> usize {
         match self {

@@ -106,6 +106,18 @@ impl Window {
         }
     }
 
+    /// The seen nonces still inside the window (what the window can still refuse), ascending.
+    pub fn seen(&self, w: u64) -> Vec<u64> {
+        if self.highest == 0 {
+            return Vec::new();
+        }
+        let from = self.highest.saturating_sub(w).max(1);
+        match &self.ring {
+            None => (self.low.max(from)..=self.highest).collect(),
+            Some(ring) => (from..=self.highest).filter(|&n| ring[slot(n, ring.len())] & bit(n) != 0).collect(),
+        }
+    }
+
     /// Turns the run `[low, highest]` into ring bits (the part inside the window).
     fn build_ring(&mut self, w: u64) {
         let mut ring = vec![0u64; ring_words(w)].into_boxed_slice();

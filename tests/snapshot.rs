@@ -1,0 +1,168 @@
+//! `NonceValidator` snapshot and restore: consistency under concurrent
+//! validation, the cold-start guard, and refusing unsafe restores.
+
+use monotonic_nonce::{ManualClock, NonceError, NonceValidator, Policy, Rejection};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+const NOW: u64 = 1_704_067_200_000;
+
+#[test]
+fn snapshot_under_8_threads_then_restore_refuses_every_pair_accepted_before_it() {
+    for policy in [Policy::Strict, Policy::HighestK(64), Policy::Window(4_096)] {
+        let v = NonceValidator::<u32>::builder(policy).shards(4).build().unwrap();
+        let logs: Vec<Mutex<Vec<(u32, u64)>>> = (0..8).map(|_| Mutex::new(Vec::new())).collect();
+        let stop = AtomicBool::new(false);
+        let started = AtomicUsize::new(0);
+        let (before, snap) = std::thread::scope(|s| {
+            for (t, log) in logs.iter().enumerate() {
+                let (v, stop, started) = (&v, &stop, &started);
+                s.spawn(move || {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ t as u64;
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::SeqCst) {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        n += 1;
+                        // mostly rising per account, with some reordering and duplicates
+                        let (account, nonce) = ((x % 16) as u32, n * 8 + (x >> 20) % 24);
+                        if nonce > 0 && v.validate(&account, nonce).is_ok() {
+                            log.lock().unwrap().push((account, nonce));
+                        }
+                    }
+                });
+            }
+            while started.load(Ordering::SeqCst) < 8 {
+                std::thread::yield_now();
+            }
+            std::thread::sleep(Duration::from_millis(30));
+            // everything logged now was accepted before the snapshot began
+            let before: Vec<(u32, u64)> = logs.iter().flat_map(|l| l.lock().unwrap().clone()).collect();
+            let snap = v.snapshot();
+            std::thread::sleep(Duration::from_millis(10));
+            stop.store(true, Ordering::SeqCst);
+            (before, snap)
+        });
+        assert!(before.len() > 1_000, "{policy:?}: only {} accepted before the snapshot", before.len());
+        let restored = NonceValidator::<u32>::builder(policy).accept_unclean_restore().restore(snap).build().unwrap();
+        for &(account, nonce) in &before {
+            assert!(
+                restored.validate(&account, nonce).is_err(),
+                "{policy:?}: ({account}, {nonce}) accepted again after restore"
+            );
+        }
+    }
+}
+
+fn guarded(clock: &ManualClock, policy: Policy) -> monotonic_nonce::NonceValidatorBuilder<&'static str, ManualClock> {
+    NonceValidator::builder(policy).clock(clock.clone()).max_future(Duration::from_secs(30))
+}
+
+#[test]
+fn cold_start_guard_refuses_a_replay_of_a_request_accepted_after_the_snapshot() {
+    for policy in [Policy::Strict, Policy::HighestK(8), Policy::Window(1_000)] {
+        let clock = ManualClock::new(NOW);
+        let v = guarded(&clock, policy).build().unwrap();
+        v.validate(&"a", NOW).unwrap();
+        let snap = v.snapshot();
+        // accepted after the snapshot, up to the future bound: lost in a crash
+        v.validate(&"a", NOW + 29_000).unwrap();
+        v.validate(&"new", NOW + 10).unwrap();
+        drop(v);
+        clock.advance(2_000); // the restart takes 2 s
+        let r = guarded(&clock, policy).restore(snap).build().unwrap();
+        assert!(matches!(r.validate(&"a", NOW + 29_000), Err(Rejection::TooLow { .. })), "{policy:?}");
+        assert!(matches!(r.validate(&"new", NOW + 10), Err(Rejection::TooLow { .. })), "{policy:?}");
+        assert!(r.validate(&"a", NOW).is_err());
+        // the price: honest nonces up to now + max_future are refused, above it accepted
+        let guard = NOW + 2_000 + 30_000;
+        assert!(matches!(r.validate(&"a", guard), Err(Rejection::TooLow { .. })));
+        clock.advance(1);
+        assert_eq!(r.validate(&"a", guard + 1), Ok(()), "{policy:?}");
+        assert_eq!(r.validate(&"other", guard + 1), Ok(()), "{policy:?}");
+    }
+}
+
+#[test]
+fn unclean_snapshot_without_a_future_bound_is_refused_unless_the_risk_is_accepted() {
+    let v = NonceValidator::<u8>::new(Policy::Strict);
+    v.validate(&1, 5).unwrap();
+    let snap = v.snapshot();
+    let refused = NonceValidator::<u8>::builder(Policy::Strict).restore(snap.clone()).build();
+    assert!(
+        matches!(refused, Err(NonceError::InvalidConfig(ref e)) if e.field == "restore" && e.reason.contains("clean shutdown"))
+    );
+    let risky = NonceValidator::<u8>::builder(Policy::Strict).restore(snap).accept_unclean_restore().build().unwrap();
+    assert!(risky.validate(&1, 5).is_err());
+    assert_eq!(risky.validate(&1, 6), Ok(()));
+}
+
+#[test]
+fn clean_shutdown_snapshot_restores_exactly_without_a_guard() {
+    let v = NonceValidator::<u8>::new(Policy::Window(64));
+    for n in [10, 12, 11, 40] {
+        v.validate(&1, n).unwrap();
+    }
+    let snap = v.into_snapshot();
+    assert!(snap.clean_shutdown);
+    let r = NonceValidator::<u8>::builder(Policy::Window(64)).restore(snap).build().unwrap();
+    for n in [10, 12, 11, 40] {
+        assert!(matches!(r.validate(&1, n), Err(Rejection::AlreadyUsed { .. })));
+    }
+    assert_eq!(r.validate(&1, 13), Ok(()), "unseen inside the window: still accepted");
+    assert_eq!(r.last_nonce(&1), Some(40));
+}
+
+#[test]
+fn restore_refuses_a_mismatched_policy_and_impossible_states() {
+    let v = NonceValidator::<u8>::new(Policy::HighestK(4));
+    v.validate(&1, 3).unwrap();
+    let snap = v.into_snapshot();
+    let other = NonceValidator::<u8>::builder(Policy::Strict).restore(snap.clone()).build();
+    assert!(matches!(other, Err(NonceError::InvalidConfig(ref e)) if e.reason.contains("HighestK(4)")));
+    for bad in [vec![], vec![0], vec![3, 2], vec![1, 2, 3, 4, 5]] {
+        let mut s = snap.clone();
+        s.accounts[0].remembered = bad.clone();
+        let r = NonceValidator::<u8>::builder(Policy::HighestK(4)).restore(s).build();
+        assert!(matches!(r, Err(NonceError::InvalidConfig(ref e)) if e.field == "restore"), "{bad:?} accepted");
+    }
+}
+
+#[test]
+fn eviction_floor_survives_a_restore() {
+    let v = NonceValidator::<u8>::builder(Policy::Strict).max_accounts(1).shards(1).build().unwrap();
+    v.validate(&1, 100).unwrap();
+    v.validate(&2, 200).unwrap(); // evicts 1: floor 100
+    let snap = v.into_snapshot();
+    assert_eq!(snap.eviction_floor, 100);
+    let r = NonceValidator::<u8>::builder(Policy::Strict).restore(snap).build().unwrap();
+    assert!(matches!(r.validate(&1, 100), Err(Rejection::TooLow { .. })));
+    assert_eq!(r.validate(&1, 101), Ok(()));
+}
+
+#[cfg(feature = "serde")]
+#[test]
+fn save_and_load_round_trip_and_corruption_is_a_clear_error() {
+    use monotonic_nonce::ValidatorSnapshot;
+    let dir = std::env::temp_dir().join(format!("monotonic-nonce-snap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("validator.json");
+    let v = NonceValidator::<String>::new(Policy::HighestK(3));
+    for n in [5, 9, 7, 11] {
+        v.validate(&"k".to_string(), n).unwrap();
+    }
+    let snap = v.into_snapshot();
+    snap.save(&path).unwrap();
+    let loaded = ValidatorSnapshot::<String>::load(&path).unwrap();
+    assert_eq!(loaded, snap);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    match ValidatorSnapshot::<String>::load(&path) {
+        Err(NonceError::Persist(e)) => assert!(e.path == path && e.reason.contains("truncated or corrupt"), "{e}"),
+        other => panic!("truncated snapshot: {other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
