@@ -1,7 +1,7 @@
 //! `NonceManager` against its baselines, in the same groups:
 //! - `uncontended`: a bare `SystemClock` / `CoarseClock` read, a
 //!   `parking_lot::Mutex<u64>` generator with the same formula, and our
-//!   `next()` / `reserve(1000)`.
+//!   `next()` / `reserve(1000)`, and `next()` with a 64-entry debug history.
 //! - `contended/{2,4,8}`: the mutex generator and `next()` hammered by N
 //!   threads; throughput is aggregate nonces per second.
 //!
@@ -53,6 +53,9 @@ fn uncontended(c: &mut Criterion) {
     g.bench_function("next_coarse", |b| b.iter(|| black_box(coarse.next())));
     let batch = NonceManager::new();
     g.bench_function("reserve_1000_system", |b| b.iter(|| black_box(batch.reserve(1_000))));
+    // the debug history's cost when it is on (its cost when off is `next_system` itself)
+    let history = NonceManager::builder().history(64).build().expect("valid");
+    g.bench_function("next_system_history_64", |b| b.iter(|| black_box(history.next())));
     g.finish();
 }
 

@@ -1,7 +1,8 @@
 //! Where time comes from. Nothing else in the crate reads the system clock.
 
 use crate::error::ClockError;
-use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicI64, AtomicU64, Mutex, Ordering};
+use std::collections::VecDeque;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A source of wall-clock time in milliseconds since the Unix epoch.
@@ -170,5 +171,93 @@ impl Clock for ManualClock {
         }
         // Relaxed: see `set`.
         Ok(self.state.ms.load(Ordering::Relaxed))
+    }
+}
+
+/// How many recent round trips [`OffsetClock`] keeps by default.
+const OFFSET_SAMPLES: usize = 8;
+
+/// A [`Clock`] that follows a server's clock: an inner clock plus a measured
+/// offset. Each [`observe`](Self::observe) records one round trip; the offset
+/// comes from the sample with the smallest round-trip time among the last few
+/// (NTP's rule), so one slow response cannot drag the clock. Reads are
+/// lock-free (one atomic load plus the inner clock); share it with a manager
+/// through `Arc` (`Clock` is implemented for `Arc<C>`).
+///
+/// ```
+/// use monotonic_nonce::{Clock, ManualClock, NonceManager, OffsetClock};
+/// use std::sync::Arc;
+/// let local = ManualClock::new(10_000);
+/// let clock = Arc::new(OffsetClock::new(local.clone()));
+/// // sent at 10 000, server said 12 050, received at 10 100: the server is ~2 s ahead
+/// assert_eq!(clock.observe(10_000, 12_050, 10_100)?, 2_000);
+/// let m = NonceManager::builder().clock(Arc::clone(&clock)).build()?;
+/// assert_eq!(m.next()?, 12_000);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct OffsetClock<C: Clock> {
+    inner: C,
+    offset_ms: AtomicI64,
+    window: usize,
+    /// `(round trip ms, offset ms)` of the last `window` samples, oldest first.
+    samples: Mutex<VecDeque<(u64, i64)>>,
+}
+
+impl<C: Clock> OffsetClock<C> {
+    /// Offset 0 until the first sample; keeps the last 8 samples.
+    pub fn new(inner: C) -> Self {
+        Self::with_window(inner, OFFSET_SAMPLES)
+    }
+
+    /// As [`new`](Self::new), keeping the last `window` samples (at least 1).
+    pub fn with_window(inner: C, window: usize) -> Self {
+        let window = window.max(1);
+        Self { inner, offset_ms: AtomicI64::new(0), window, samples: Mutex::new(VecDeque::with_capacity(window)) }
+    }
+
+    /// Records one round trip: the request left at `sent_ms` and the response,
+    /// carrying the server's time `server_ms`, arrived at `received_ms` (both
+    /// local times from the inner clock). Returns the offset now in use.
+    ///
+    /// # Errors
+    /// [`ClockError::InvalidSample`] when `received_ms < sent_ms` or the offset
+    /// does not fit an `i64`; the sample is ignored and nothing changes.
+    pub fn observe(&self, sent_ms: u64, server_ms: u64, received_ms: u64) -> Result<i64, ClockError> {
+        let rtt = received_ms.checked_sub(sent_ms).ok_or(ClockError::InvalidSample)?;
+        // the server read its clock, on average, half-way through the round trip
+        let midpoint = i128::from(sent_ms) + i128::from(rtt / 2);
+        let offset = i64::try_from(i128::from(server_ms) - midpoint).map_err(|_| ClockError::InvalidSample)?;
+        let mut samples = self.samples.lock();
+        if samples.len() == self.window {
+            samples.pop_front();
+        }
+        samples.push_back((rtt, offset));
+        // the first of the fastest round trips: the least room for asymmetric delay
+        let best = samples.iter().min_by_key(|(rtt, _)| *rtt).map_or(offset, |&(_, o)| o);
+        // Relaxed: readers need only this value, not the samples behind it.
+        self.offset_ms.store(best, Ordering::Relaxed);
+        Ok(best)
+    }
+
+    /// The offset in use, in ms (server minus local).
+    pub fn offset_ms(&self) -> i64 {
+        // Relaxed: one value; nothing else is published with it.
+        self.offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// The inner clock.
+    pub fn inner(&self) -> &C {
+        &self.inner
+    }
+}
+
+impl<C: Clock> Clock for OffsetClock<C> {
+    fn now_ms(&self) -> Result<u64, ClockError> {
+        let t = i128::from(self.inner.now_ms()?) + i128::from(self.offset_ms());
+        if t < 0 {
+            return Err(ClockError::BeforeUnixEpoch);
+        }
+        u64::try_from(t).map_err(|_| ClockError::OutOfRange)
     }
 }

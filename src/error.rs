@@ -16,6 +16,11 @@ pub enum ClockError {
     /// A [`ManualClock`](crate::ManualClock) was told to fail (fault injection in tests).
     #[error("the manual clock was set to fail (fault injection)")]
     Injected,
+    /// An [`OffsetClock`](crate::OffsetClock) sample whose response arrived
+    /// before its request was sent, or whose offset does not fit an `i64`.
+    /// (A unit variant: `ClockError` travels inside `Result<u64, NonceError>` on the hot path.)
+    #[error("invalid round-trip sample: the response arrived before the request was sent, or the offset does not fit an i64; the sample was ignored")]
+    InvalidSample,
 }
 
 /// A configuration value a builder refused, and why.
@@ -66,6 +71,24 @@ pub enum NonceError {
     /// When it comes from `next()`/`reserve()`, nothing was handed out.
     #[error("persistence: {0}")]
     Persist(Box<PersistError>),
+    /// The next nonce would stand for a time more than `max_lead` ahead of the
+    /// clock (see [`NonceManagerBuilder::max_lead`](crate::NonceManagerBuilder::max_lead)):
+    /// the exchange's future bound would reject it. Nothing was handed out;
+    /// slow down, or use a strategy with more units per millisecond.
+    #[error("the next nonce would be {lead_ms} ms ahead of the clock, more than max_lead allows; nothing was handed out (send fewer requests per ms or use Strategy::Hft)")]
+    TooFarAhead {
+        /// How far ahead the nonce would have been, in ms.
+        lead_ms: u64,
+    },
+    /// The server said a nonce was too far in the future: this side's clock or
+    /// strategy is wrong (clock ahead, too many units per ms, or a manager that
+    /// ran ahead). Nothing is "fixed" by lowering nonces; fix the cause.
+    #[error("the server refused nonce as too far in the future{}: check this host's clock (NTP), the strategy's units per ms, and the request rate", max_nonce.map(|m| format!(" (it accepts up to {m})")).unwrap_or_default())]
+    ServerSaysTooFarAhead {
+        /// The highest nonce the server accepts now, if it said (nonces are
+        /// positive; `NonZeroU64` keeps `Result<u64, NonceError>` at 24 bytes).
+        max_nonce: Option<std::num::NonZeroU64>,
+    },
 }
 
 /// What went wrong with a high-water-mark file, which file, and what to do.

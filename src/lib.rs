@@ -83,14 +83,16 @@ mod clock;
 mod error;
 mod manager;
 mod persist;
+mod recovery;
 mod strategy;
 mod sync;
 mod validator;
 
 pub use batch::{NonceBatch, NonceBatchIter};
-pub use clock::{Clock, CoarseClock, ManualClock, SystemClock};
+pub use clock::{Clock, CoarseClock, ManualClock, OffsetClock, SystemClock};
 pub use error::{ClockError, ConfigError, ErrorBody, ErrorDetails, ErrorInfo, NonceError, PersistError, Rejection};
-pub use manager::{NonceManager, NonceManagerBuilder};
+pub use manager::{HistoryEntry, NonceManager, NonceManagerBuilder};
+pub use recovery::{retry_with_nonce, retry_with_nonce_async, NonceFeedback, RetryError, RetryPolicy};
 pub use strategy::{Strategy, I64_MAX, JS_SAFE_MAX};
 pub use validator::{
     AccountSnapshot, NonceValidator, NonceValidatorBuilder, Policy, ValidatorSnapshot, MAX_HIGHEST_K, MAX_WINDOW,

@@ -7,7 +7,9 @@ use crate::persist::MarkFile;
 use crate::strategy::{Params, Span, Strategy, I64_MAX, JS_SAFE_MAX};
 use crate::sync::{AtomicU64, Mutex, Ordering};
 use crossbeam_utils::{Backoff, CachePadded};
+use std::collections::VecDeque;
 use std::fmt;
+use std::panic::Location;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -37,13 +39,63 @@ const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 /// # Ok::<(), monotonic_nonce::NonceError>(())
 /// ```
 pub struct NonceManager<C: Clock = SystemClock> {
-    last: CachePadded<AtomicU64>,
+    /// `last` and the latest clock reading, on one cache line: the hot path reads both.
+    hot: CachePadded<Hot>,
     clock: C,
     strategy: Strategy,
     params: Params,
     ceiling: u64,
     /// The durable high-water mark, when `persist` was set.
     persisted: Option<Box<Persisted>>,
+    /// `max_lead` in milliseconds, when set.
+    max_lead_ms: Option<u64>,
+    /// The debug history, when set.
+    history: Option<Box<History>>,
+    /// Clock failures and backward steps carried over from `last`.
+    clock_faults: AtomicU64,
+}
+
+/// The atomics every call touches.
+#[derive(Debug)]
+struct Hot {
+    /// The last nonce handed out (or the floor).
+    last: AtomicU64,
+    /// The latest clock reading seen (0 before the first).
+    clock: AtomicU64,
+}
+
+impl Hot {
+    fn new(last: u64) -> Self {
+        Self { last: AtomicU64::new(last), clock: AtomicU64::new(0) }
+    }
+}
+
+/// One nonce handed out, with the clock reading and the caller's source line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The nonce (for `reserve`, the first of the batch).
+    pub nonce: u64,
+    /// The clock reading it was computed from; 0 if the clock failed.
+    pub clock_ms: u64,
+    /// Where `next()`/`reserve()` was called.
+    pub location: &'static Location<'static>,
+}
+
+/// The last `capacity` entries, oldest first.
+#[derive(Debug)]
+struct History {
+    capacity: usize,
+    entries: Mutex<VecDeque<HistoryEntry>>,
+}
+
+impl History {
+    fn record(&self, entry: HistoryEntry) {
+        let mut entries = self.entries.lock();
+        if entries.len() == self.capacity {
+            entries.pop_front();
+        }
+        entries.push_back(entry);
+    }
 }
 
 /// The durable mark and its writer.
@@ -83,6 +135,8 @@ pub struct NonceManagerBuilder<C: Clock = SystemClock> {
     start_after: u64,
     persist: Option<PathBuf>,
     lease: Duration,
+    max_lead: Option<Duration>,
+    history: usize,
 }
 
 impl Default for NonceManagerBuilder<SystemClock> {
@@ -94,6 +148,8 @@ impl Default for NonceManagerBuilder<SystemClock> {
             start_after: 0,
             persist: None,
             lease: DEFAULT_LEASE,
+            max_lead: None,
+            history: 0,
         }
     }
 }
@@ -114,6 +170,8 @@ impl<C: Clock> NonceManagerBuilder<C> {
             start_after: self.start_after,
             persist: self.persist,
             lease: self.lease,
+            max_lead: self.max_lead,
+            history: self.history,
         }
     }
 
@@ -177,6 +235,37 @@ impl<C: Clock> NonceManagerBuilder<C> {
         self
     }
 
+    /// Refuse to hand out a nonce that stands for a time more than `lead`
+    /// ahead of the clock (through the strategy's units per ms): `next()` and
+    /// `reserve()` return [`NonceError::TooFarAhead`] instead of a nonce the
+    /// exchange's future bound would reject. Off by default.
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, NonceError, NonceManager};
+    /// use std::time::Duration;
+    /// let m = NonceManager::builder()
+    ///     .clock(ManualClock::new(1_000_000))
+    ///     .max_lead(Duration::from_millis(2))
+    ///     .build()?;
+    /// for _ in 0..3 {
+    ///     m.next()?; // 1 000 000, +1, +2: up to 2 ms ahead
+    /// }
+    /// assert!(matches!(m.next(), Err(NonceError::TooFarAhead { lead_ms: 3 })));
+    /// # Ok::<(), NonceError>(())
+    /// ```
+    pub fn max_lead(mut self, lead: Duration) -> Self {
+        self.max_lead = Some(lead);
+        self
+    }
+
+    /// Record the last `capacity` nonces handed out, with the clock reading and
+    /// the caller's source location (see [`NonceManager::history`]). Recording
+    /// takes a short lock; with no history (the default, or 0) nothing is recorded.
+    pub fn history(mut self, capacity: usize) -> Self {
+        self.history = capacity;
+        self
+    }
+
     /// Checks the configuration against today's clock and builds the manager.
     ///
     /// # Errors
@@ -222,8 +311,17 @@ impl<C: Clock> NonceManagerBuilder<C> {
             Some(today) if today <= self.ceiling => {}
             today => return Err(today_above_ceiling(self.strategy, now, today, self.ceiling)),
         }
+        let max_lead_ms = self.max_lead.map(|d| duration_ms("max_lead", d)).transpose()?;
         Ok(NonceManager {
-            last: CachePadded::new(AtomicU64::new(floor)),
+            hot: CachePadded::new(Hot::new(floor)),
+            max_lead_ms,
+            history: (self.history > 0).then(|| {
+                Box::new(History {
+                    capacity: self.history,
+                    entries: Mutex::new(VecDeque::with_capacity(self.history.min(1 << 16))),
+                })
+            }),
+            clock_faults: AtomicU64::new(0),
             clock: self.clock,
             strategy: self.strategy,
             params,
@@ -238,6 +336,10 @@ impl<C: Clock> NonceManagerBuilder<C> {
             }),
         })
     }
+}
+
+fn duration_ms(field: &'static str, d: Duration) -> Result<u64, NonceError> {
+    u64::try_from(d.as_millis()).map_err(|_| NonceError::config(field, "does not fit in u64 milliseconds"))
 }
 
 fn ceiling_name(ceiling: u64) -> String {
@@ -284,7 +386,10 @@ impl NonceManager<SystemClock> {
     pub fn new() -> Self {
         let defaults = NonceManagerBuilder::default();
         NonceManager {
-            last: CachePadded::new(AtomicU64::new(defaults.start_after)),
+            hot: CachePadded::new(Hot::new(defaults.start_after)),
+            max_lead_ms: None,
+            history: None,
+            clock_faults: AtomicU64::new(0),
             clock: defaults.clock,
             strategy: defaults.strategy,
             params: Params { scale: 1, offset: 0, step: 1 },
@@ -325,8 +430,13 @@ impl<C: Clock> NonceManager<C> {
     /// # Ok::<(), monotonic_nonce::NonceError>(())
     /// ```
     #[inline]
+    #[track_caller]
     pub fn next(&self) -> Result<u64, NonceError> {
-        self.take(1).map(|span| span.first)
+        let (span, now) = self.take(1)?;
+        if let Some(h) = &self.history {
+            h.record(HistoryEntry { nonce: span.first, clock_ms: now.unwrap_or(0), location: Location::caller() });
+        }
+        Ok(span.first)
     }
 
     /// Reserves `count` nonces in one atomic step (O(1) whatever `count`).
@@ -344,11 +454,15 @@ impl<C: Clock> NonceManager<C> {
     /// assert_eq!(m.last(), batch.last());
     /// # Ok::<(), monotonic_nonce::NonceError>(())
     /// ```
+    #[track_caller]
     pub fn reserve(&self, count: u64) -> Result<NonceBatch, NonceError> {
         if count == 0 {
             return Err(NonceError::EmptyBatch);
         }
-        let span = self.take(count)?;
+        let (span, now) = self.take(count)?;
+        if let Some(h) = &self.history {
+            h.record(HistoryEntry { nonce: span.first, clock_ms: now.unwrap_or(0), location: Location::caller() });
+        }
         Ok(NonceBatch::new(span.first, span.last, self.params.step, count))
     }
 
@@ -375,7 +489,7 @@ impl<C: Clock> NonceManager<C> {
             Some(next) if next <= self.ceiling => {
                 // Relaxed: `last` is the only shared datum and fetch_max is a single
                 // read-modify-write on it, ordered with every other RMW on `last`.
-                self.last.fetch_max(nonce, Ordering::Relaxed);
+                self.hot.last.fetch_max(nonce, Ordering::Relaxed);
                 Ok(())
             }
             _ => Err(NonceError::Overflow { ceiling: self.ceiling }),
@@ -386,7 +500,7 @@ impl<C: Clock> NonceManager<C> {
     /// value passed to [`advance_past`](Self::advance_past)) if that is higher.
     pub fn last(&self) -> u64 {
         // Relaxed: a snapshot of one value; no other memory is published with it.
-        self.last.load(Ordering::Relaxed)
+        self.hot.last.load(Ordering::Relaxed)
     }
 
     /// The strategy this manager was built with.
@@ -404,31 +518,127 @@ impl<C: Clock> NonceManager<C> {
         &self.clock
     }
 
-    /// The single compare-exchange loop behind `next()` and `reserve()`.
+    /// How far `last` is ahead of the clock, in milliseconds (negative: behind).
+    /// With a failing clock, measured against the latest reading seen.
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, NonceManager};
+    /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
+    /// m.reserve(50)?; // 1 000 ..= 1 049
+    /// assert_eq!(m.lead_ms(), 49);
+    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// ```
+    pub fn lead_ms(&self) -> i64 {
+        // Relaxed: a report; no other memory is read through it.
+        let now = self.clock.now_ms().unwrap_or_else(|_| self.hot.clock.load(Ordering::Relaxed));
+        let ahead = i128::from(self.last() / self.params.scale) - i128::from(now);
+        i64::try_from(ahead).unwrap_or(if ahead > 0 { i64::MAX } else { i64::MIN })
+    }
+
+    /// How many calls found the clock failing, or reading earlier than a
+    /// reading this manager had already seen, and carried on from `last`.
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, NonceManager};
+    /// let clock = ManualClock::new(1_000);
+    /// let m = NonceManager::builder().clock(clock.clone()).build()?;
+    /// m.next()?;
+    /// clock.set(400); // NTP stepped the clock back
+    /// m.next()?;
+    /// clock.set_failing(true);
+    /// m.next()?;
+    /// assert_eq!(m.clock_faults(), 2);
+    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// ```
+    pub fn clock_faults(&self) -> u64 {
+        // Relaxed: a counter; no other memory is published with it.
+        self.clock_faults.load(Ordering::Relaxed)
+    }
+
+    /// The last nonces handed out (up to the capacity given to
+    /// [`NonceManagerBuilder::history`]), oldest first; empty without a history.
+    ///
+    /// ```
+    /// use monotonic_nonce::NonceManager;
+    /// let m = NonceManager::builder().history(8).build()?;
+    /// let n = m.next()?;
+    /// let h = m.history();
+    /// assert_eq!(h.last().map(|e| e.nonce), Some(n));
+    /// assert_eq!(h[0].location.file(), file!()); // where `next()` was called
+    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// ```
+    pub fn history(&self) -> Vec<HistoryEntry> {
+        self.history.as_ref().map_or_else(Vec::new, |h| h.entries.lock().iter().copied().collect())
+    }
+
+    /// Reads the clock, counting failures and backward steps.
     #[inline]
-    fn take(&self, count: u64) -> Result<Span, NonceError> {
+    fn read_clock(&self) -> Option<u64> {
+        // Relaxed: loaded before the clock is read, so a larger value was stored by
+        // a reading that happened earlier: a smaller reading now is a real backward step.
+        let seen = self.hot.clock.load(Ordering::Relaxed);
+        match self.clock.now_ms() {
+            Ok(now) => {
+                if now > seen {
+                    // Relaxed: fetch_max is one RMW on its own atomic; it publishes nothing.
+                    self.hot.clock.fetch_max(now, Ordering::Relaxed);
+                } else if now < seen {
+                    self.count_clock_fault();
+                }
+                Some(now)
+            }
+            Err(_) => {
+                self.count_clock_fault();
+                None
+            }
+        }
+    }
+
+    #[cold]
+    fn count_clock_fault(&self) {
+        // Relaxed: a counter; no other memory is published with it.
+        self.clock_faults.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `TooFarAhead` when `span_last` stands for more than `max_lead` past `now`.
+    #[inline]
+    fn check_lead(&self, max_lead_ms: u64, span_last: u64, now: u64) -> Result<(), NonceError> {
+        let lead_ms = (span_last / self.params.scale).saturating_sub(now);
+        if lead_ms > max_lead_ms {
+            return Err(NonceError::TooFarAhead { lead_ms });
+        }
+        Ok(())
+    }
+
+    /// The single compare-exchange loop behind `next()` and `reserve()`; also
+    /// returns the clock reading used.
+    #[inline]
+    fn take(&self, count: u64) -> Result<(Span, Option<u64>), NonceError> {
         // A failed clock is not an error here: the formula carries on from `last`.
-        let now = self.clock.now_ms().ok();
+        let now = self.read_clock();
         // Relaxed: uniqueness needs only the modification order of this one
         // atomic, which every compare-exchange below respects; it guards no other data.
-        let mut last = self.last.load(Ordering::Relaxed);
+        let mut last = self.hot.last.load(Ordering::Relaxed);
         let backoff = Backoff::new();
         loop {
             let span = self.params.span_after(last, now, count, self.ceiling)?;
+            if let (Some(max), Some(now)) = (self.max_lead_ms, now) {
+                self.check_lead(max, span.last, now)?;
+            }
             if let Some(p) = &self.persisted {
                 // Relaxed: the mark is stored only after its fsync returned, so any value
                 // read here is already on disk; no other memory is published with it.
                 if span.last > p.mark.load(Ordering::Relaxed) {
                     self.extend_mark(p, span.last)?;
                     // Relaxed: as for the first load of `last`.
-                    last = self.last.load(Ordering::Relaxed);
+                    last = self.hot.last.load(Ordering::Relaxed);
                     continue;
                 }
             }
             // Relaxed (success and failure): as above, the RMW on `last` alone
             // makes spans disjoint and per-thread increasing; nothing else is published.
-            match self.last.compare_exchange_weak(last, span.last, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return Ok(span),
+            match self.hot.last.compare_exchange_weak(last, span.last, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return Ok((span, now)),
                 Err(current) => {
                     // Lost a race: let the winner's cache line settle before retrying.
                     last = current;

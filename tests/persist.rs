@@ -234,7 +234,7 @@ fn a_failed_write_hands_out_nothing_and_recovers() {
     let before = m.last();
     assert_eq!(m.next().unwrap(), NOW + 3, "still under the durable mark");
     match m.next() {
-        Err(NonceError::Persist(e)) => assert!(e.to_string().contains("cannot create the temporary mark file"), "{e}"),
+        Err(NonceError::Persist(e)) => assert!(e.to_string().contains("cannot create the temporary file"), "{e}"),
         other => panic!("expected a Persist error, got {other:?}"),
     }
     assert!(matches!(m.reserve(5), Err(NonceError::Persist(_))));

@@ -1,0 +1,315 @@
+//! Client-side recovery from nonce rejections: read the server's answer
+//! ([`NonceFeedback`]), move the manager past what it reports
+//! ([`NonceManager::apply_feedback`]), and retry a bounded number of times
+//! ([`retry_with_nonce`], [`retry_with_nonce_async`]).
+
+use crate::clock::Clock;
+use crate::error::{ErrorBody, NonceError, Rejection};
+use crate::manager::NonceManager;
+use std::fmt;
+use std::future::Future;
+
+/// What a server said about a refused nonce, reduced to what the client can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum NonceFeedback {
+    /// This exact nonce was used before.
+    AlreadyUsed {
+        /// The highest nonce the server has seen for the key, if it said.
+        last_nonce: Option<u64>,
+    },
+    /// The nonce is below what the server still accepts.
+    TooLow {
+        /// The highest nonce the server has seen for the key, if it said.
+        last_nonce: Option<u64>,
+    },
+    /// The nonce stands for a time too far ahead of the server's clock.
+    TooFarInFuture {
+        /// The highest nonce the server accepts now, if it said.
+        max_nonce: Option<u64>,
+    },
+    /// Any other refusal (too old, not positive, above the ceiling, not a nonce problem).
+    Other,
+}
+
+impl From<&Rejection> for NonceFeedback {
+    fn from(r: &Rejection) -> Self {
+        match *r {
+            Rejection::AlreadyUsed { last_nonce, .. } => Self::AlreadyUsed { last_nonce: Some(last_nonce) },
+            Rejection::TooLow { last_nonce, .. } => Self::TooLow { last_nonce: Some(last_nonce) },
+            Rejection::TooFarInFuture { max_nonce, .. } => Self::TooFarInFuture { max_nonce: Some(max_nonce) },
+            _ => Self::Other,
+        }
+    }
+}
+
+impl From<&ErrorBody> for NonceFeedback {
+    fn from(body: &ErrorBody) -> Self {
+        let d = &body.error.details;
+        Self::classify(&body.error.message, d.last_nonce, d.max_nonce)
+    }
+}
+
+impl NonceFeedback {
+    /// Classifies a server's error message (case-insensitive), with the numbers it sent.
+    fn classify(message: &str, last_nonce: Option<u64>, max_nonce: Option<u64>) -> Self {
+        let m = message.to_ascii_lowercase();
+        if !m.contains("nonce") {
+            return Self::Other;
+        }
+        if m.contains("future") || m.contains("too high") || m.contains("too far") {
+            Self::TooFarInFuture { max_nonce }
+        } else if m.contains("already used") || m.contains("duplicate") || m.contains("reused") {
+            Self::AlreadyUsed { last_nonce }
+        } else if m.contains("too low")
+            || m.contains("too small")
+            || m.contains("invalid nonce")
+            || m.contains("bad nonce")
+        {
+            Self::TooLow { last_nonce }
+        } else {
+            Self::Other
+        }
+    }
+
+    /// Reads the feedback from an exchange error body: the shape
+    /// [`Rejection::error_body`] produces, and the same shape from real servers,
+    /// whose `lastNonce`/`maxNonce` may be JSON numbers or decimal strings.
+    /// `None` when the text is not such a body.
+    ///
+    /// ```
+    /// use monotonic_nonce::NonceFeedback;
+    /// let body = r#"{"status":"error","error":{"code":"VALIDATION_ERROR","message":"Nonce too low",
+    ///               "details":{"lastNonce":"1704067200000","attemptedNonce":1704067199000}}}"#;
+    /// assert_eq!(NonceFeedback::from_json(body), Some(NonceFeedback::TooLow { last_nonce: Some(1_704_067_200_000) }));
+    /// ```
+    #[cfg(feature = "serde")]
+    pub fn from_json(text: &str) -> Option<Self> {
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        let error = v.get("error")?;
+        let message = error.get("message")?.as_str()?;
+        let details = error.get("details");
+        let number = |key: &str| -> Option<u64> {
+            match details?.get(key)? {
+                serde_json::Value::Number(n) => n.as_u64(),
+                serde_json::Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            }
+        };
+        Some(Self::classify(message, number("lastNonce"), number("maxNonce")))
+    }
+
+    /// Whether retrying with a fresh nonce can help.
+    pub fn is_recoverable(&self) -> bool {
+        matches!(self, Self::AlreadyUsed { .. } | Self::TooLow { .. })
+    }
+}
+
+impl<C: Clock> NonceManager<C> {
+    /// Acts on a server's answer: a reported `last_nonce` moves the manager
+    /// past it (through [`advance_past`](Self::advance_past)); without one the
+    /// next nonce is fresh anyway. `Other` changes nothing.
+    ///
+    /// # Errors
+    /// [`NonceError::ServerSaysTooFarAhead`] for `TooFarInFuture`: this side's
+    /// clock or strategy is wrong, and nothing is lowered to "fix" it.
+    /// [`NonceError::Overflow`] when the reported nonce leaves no room under the ceiling.
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, NonceFeedback, NonceManager};
+    /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
+    /// m.apply_feedback(&NonceFeedback::TooLow { last_nonce: Some(9_000) })?;
+    /// assert_eq!(m.next()?, 9_001);
+    /// assert!(m.apply_feedback(&NonceFeedback::TooFarInFuture { max_nonce: None }).is_err());
+    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// ```
+    pub fn apply_feedback(&self, feedback: &NonceFeedback) -> Result<(), NonceError> {
+        match *feedback {
+            NonceFeedback::AlreadyUsed { last_nonce: Some(n) } | NonceFeedback::TooLow { last_nonce: Some(n) } => {
+                self.advance_past(n)
+            }
+            NonceFeedback::TooFarInFuture { max_nonce } => {
+                Err(NonceError::ServerSaysTooFarAhead { max_nonce: max_nonce.and_then(std::num::NonZeroU64::new) })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// How many times [`retry_with_nonce`] tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (default 3; 0 is treated as 1).
+    pub max_attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { max_attempts: 3 }
+    }
+}
+
+/// Why [`retry_with_nonce`] gave up, after how many attempts, with the last error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RetryError<E> {
+    /// Every attempt was refused for its nonce; `last` is the final refusal.
+    Exhausted {
+        /// Attempts made.
+        attempts: u32,
+        /// The last error the request returned.
+        last: E,
+    },
+    /// The request failed for a reason other than its nonce: returned at once, unchanged.
+    Failed {
+        /// Attempts made (the failing one included).
+        attempts: u32,
+        /// The error, as the request returned it.
+        error: E,
+    },
+    /// The manager could not give a nonce, or the server's answer says this
+    /// side is wrong (`ServerSaysTooFarAhead`).
+    Nonce {
+        /// Attempts made.
+        attempts: u32,
+        /// Why.
+        error: NonceError,
+    },
+}
+
+impl<E> RetryError<E> {
+    /// How many attempts were made.
+    pub fn attempts(&self) -> u32 {
+        match self {
+            Self::Exhausted { attempts, .. } | Self::Failed { attempts, .. } | Self::Nonce { attempts, .. } => {
+                *attempts
+            }
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for RetryError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Exhausted { attempts, last } => {
+                write!(f, "nonce refused on all {attempts} attempts; last error: {last}")
+            }
+            Self::Failed { attempts, error } => write!(f, "request failed on attempt {attempts}: {error}"),
+            Self::Nonce { attempts, error } => write!(f, "after {attempts} attempts: {error}"),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for RetryError<E> {}
+
+/// What to do after one attempt's error.
+enum Next<E> {
+    Retry,
+    Stop(RetryError<E>),
+}
+
+fn after_error<C: Clock, E>(
+    manager: &NonceManager<C>,
+    attempt: u32,
+    max: u32,
+    error: E,
+    classify: &impl Fn(&E) -> Option<NonceFeedback>,
+) -> Next<E> {
+    let Some(feedback) = classify(&error) else {
+        return Next::Stop(RetryError::Failed { attempts: attempt, error });
+    };
+    if let Err(e) = manager.apply_feedback(&feedback) {
+        return Next::Stop(RetryError::Nonce { attempts: attempt, error: e });
+    }
+    if !feedback.is_recoverable() {
+        return Next::Stop(RetryError::Failed { attempts: attempt, error });
+    }
+    if attempt >= max {
+        return Next::Stop(RetryError::Exhausted { attempts: attempt, last: error });
+    }
+    Next::Retry
+}
+
+/// Sends a request with a fresh nonce from `manager`, retrying on nonce
+/// rejections: `classify` says whether an error is one (and what the server
+/// reported); the feedback is applied, so the next nonce is past the server's
+/// `lastNonce`, and the request is sent again, up to `policy.max_attempts` in
+/// all. Any other error is returned at once, unchanged.
+///
+/// # Errors
+/// [`RetryError`] with the attempts made and the last error.
+///
+/// ```
+/// use monotonic_nonce::{retry_with_nonce, NonceFeedback, NonceManager, NonceValidator, Policy, Rejection, RetryPolicy};
+/// let server = NonceValidator::new(Policy::Strict);
+/// server.validate(&"key", 9_000_000_000_000)?; // another bot on this key ran far ahead
+/// let bot = NonceManager::new();
+/// let sent = retry_with_nonce(
+///     &bot,
+///     RetryPolicy::default(),
+///     |nonce| server.validate(&"key", nonce).map(|()| nonce),
+///     |e: &Rejection| Some(NonceFeedback::from(e)),
+/// )
+/// .unwrap();
+/// assert_eq!(sent, 9_000_000_000_001);
+/// # Ok::<(), Rejection>(())
+/// ```
+pub fn retry_with_nonce<C, T, E, F, G>(
+    manager: &NonceManager<C>,
+    policy: RetryPolicy,
+    mut request: F,
+    classify: G,
+) -> Result<T, RetryError<E>>
+where
+    C: Clock,
+    F: FnMut(u64) -> Result<T, E>,
+    G: Fn(&E) -> Option<NonceFeedback>,
+{
+    let max = policy.max_attempts.max(1);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let nonce = manager.next().map_err(|error| RetryError::Nonce { attempts: attempt, error })?;
+        match request(nonce) {
+            Ok(v) => return Ok(v),
+            Err(e) => match after_error(manager, attempt, max, e, &classify) {
+                Next::Retry => {}
+                Next::Stop(err) => return Err(err),
+            },
+        }
+    }
+}
+
+/// [`retry_with_nonce`] for an async request: `request(nonce)` returns any
+/// `Future`; no runtime is needed or assumed.
+///
+/// # Errors
+/// As [`retry_with_nonce`].
+pub async fn retry_with_nonce_async<C, T, E, F, Fut, G>(
+    manager: &NonceManager<C>,
+    policy: RetryPolicy,
+    mut request: F,
+    classify: G,
+) -> Result<T, RetryError<E>>
+where
+    C: Clock,
+    F: FnMut(u64) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    G: Fn(&E) -> Option<NonceFeedback>,
+{
+    let max = policy.max_attempts.max(1);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let nonce = manager.next().map_err(|error| RetryError::Nonce { attempts: attempt, error })?;
+        match request(nonce).await {
+            Ok(v) => return Ok(v),
+            Err(e) => match after_error(manager, attempt, max, e, &classify) {
+                Next::Retry => {}
+                Next::Stop(err) => return Err(err),
+            },
+        }
+    }
+}
