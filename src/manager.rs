@@ -432,9 +432,15 @@ impl<C: Clock> NonceManager<C> {
     #[inline]
     #[track_caller]
     pub fn next(&self) -> Result<u64, NonceError> {
+        self.next_from(Location::caller())
+    }
+
+    /// `next()`, recording `location` in the history (for callers that capture it themselves).
+    #[inline]
+    pub(crate) fn next_from(&self, location: &'static Location<'static>) -> Result<u64, NonceError> {
         let (span, now) = self.take(1)?;
         if let Some(h) = &self.history {
-            h.record(HistoryEntry { nonce: span.first, clock_ms: now.unwrap_or(0), location: Location::caller() });
+            h.record(HistoryEntry { nonce: span.first, clock_ms: now.unwrap_or(0), location });
         }
         Ok(span.first)
     }

@@ -256,6 +256,7 @@ fn after_error<C: Clock, E>(
 /// assert_eq!(sent, 9_000_000_000_001);
 /// # Ok::<(), Rejection>(())
 /// ```
+#[track_caller]
 pub fn retry_with_nonce<C, T, E, F, G>(
     manager: &NonceManager<C>,
     policy: RetryPolicy,
@@ -283,33 +284,40 @@ where
 }
 
 /// [`retry_with_nonce`] for an async request: `request(nonce)` returns any
-/// `Future`; no runtime is needed or assumed.
+/// `Future`; no runtime is needed or assumed. The manager's history records
+/// the line that called this function.
 ///
 /// # Errors
 /// As [`retry_with_nonce`].
-pub async fn retry_with_nonce_async<C, T, E, F, Fut, G>(
-    manager: &NonceManager<C>,
+#[track_caller]
+pub fn retry_with_nonce_async<'a, C, T, E, F, Fut, G>(
+    manager: &'a NonceManager<C>,
     policy: RetryPolicy,
     mut request: F,
     classify: G,
-) -> Result<T, RetryError<E>>
+) -> impl Future<Output = Result<T, RetryError<E>>> + 'a
 where
     C: Clock,
-    F: FnMut(u64) -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-    G: Fn(&E) -> Option<NonceFeedback>,
+    F: FnMut(u64) -> Fut + 'a,
+    Fut: Future<Output = Result<T, E>> + 'a,
+    G: Fn(&E) -> Option<NonceFeedback> + 'a,
+    T: 'a,
+    E: 'a,
 {
-    let max = policy.max_attempts.max(1);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let nonce = manager.next().map_err(|error| RetryError::Nonce { attempts: attempt, error })?;
-        match request(nonce).await {
-            Ok(v) => return Ok(v),
-            Err(e) => match after_error(manager, attempt, max, e, &classify) {
-                Next::Retry => {}
-                Next::Stop(err) => return Err(err),
-            },
+    let location = std::panic::Location::caller();
+    async move {
+        let max = policy.max_attempts.max(1);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let nonce = manager.next_from(location).map_err(|error| RetryError::Nonce { attempts: attempt, error })?;
+            match request(nonce).await {
+                Ok(v) => return Ok(v),
+                Err(e) => match after_error(manager, attempt, max, e, &classify) {
+                    Next::Retry => {}
+                    Next::Stop(err) => return Err(err),
+                },
+            }
         }
     }
 }

@@ -393,3 +393,16 @@ fn feedback_reads_our_error_body_and_real_server_shapes() {
     assert_eq!(NonceFeedback::from_json(bad_number), Some(NonceFeedback::TooLow { last_nonce: None }));
     assert_eq!(NonceFeedback::from_json("<html>502</html>"), None);
 }
+
+#[test]
+fn retry_helpers_record_the_callers_line_in_the_history() {
+    let m = NonceManager::builder().clock(ManualClock::new(NOW)).history(4).build().unwrap();
+    let (policy, never) = (RetryPolicy::default(), |_: &()| None);
+    let line = line!() + 1;
+    retry_with_nonce(&m, policy, Ok::<u64, ()>, never).unwrap();
+    assert_eq!((m.history()[0].location.file(), m.history()[0].location.line()), (file!(), line));
+    let line = line!() + 1;
+    let fut = retry_with_nonce_async(&m, policy, |n| std::future::ready(Ok::<u64, ()>(n)), never);
+    block_on(fut).unwrap();
+    assert_eq!((m.history()[1].location.file(), m.history()[1].location.line()), (file!(), line));
+}
