@@ -35,9 +35,8 @@ fn model(strategy: Strategy, clock_back: bool) {
         let a = {
             let m = Arc::clone(&m);
             thread::spawn(move || {
-                let mut mine = vec![m.next().unwrap()];
-                mine.extend(m.reserve(2).unwrap());
-                mine
+                // one batch: `reserve` and `next` share the same compare-exchange loop
+                m.reserve(2).unwrap().into_iter().collect::<Vec<_>>()
             })
         };
         let b = {
