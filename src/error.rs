@@ -3,6 +3,13 @@
 use std::fmt;
 
 /// Why a [`Clock`](crate::Clock) could not give the time.
+///
+/// ```
+/// use monotonic_nonce::{Clock, ClockError, ManualClock};
+/// let clock = ManualClock::new(1);
+/// clock.set_failing(true);
+/// assert_eq!(clock.now_ms(), Err(ClockError::Injected));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
@@ -46,6 +53,13 @@ impl fmt::Display for ConfigError {
 }
 
 /// Everything a [`NonceManager`](crate::NonceManager) or a builder can refuse.
+///
+/// ```
+/// use monotonic_nonce::{NonceError, NonceManager, Strategy};
+/// let e = NonceManager::builder().strategy(Strategy::Hft { counter_digits: 0 }).build().unwrap_err();
+/// assert!(matches!(e, NonceError::InvalidConfig(ref c) if c.field == "counter_digits"));
+/// assert_eq!(NonceManager::new().reserve(0), Err(NonceError::EmptyBatch));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
 pub enum NonceError {
@@ -92,6 +106,21 @@ pub enum NonceError {
 }
 
 /// What went wrong with a high-water-mark file, which file, and what to do.
+///
+/// ```
+/// use monotonic_nonce::{NonceError, NonceManager};
+/// let dir = std::env::temp_dir().join(format!("mn-doc-corrupt-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// std::fs::write(dir.join("bot.mark"), b"garbage").unwrap();
+/// match NonceManager::builder().persist(dir.join("bot.mark")).build() {
+///     Err(NonceError::Persist(e)) => {
+///         assert!(e.path.ends_with("bot.mark"));
+///         assert!(e.reason.contains("not a monotonic-nonce mark file"));
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PersistError {
     /// The file (or its directory, or its lock file) at fault.

@@ -68,6 +68,15 @@
 //! # Ok::<(), Rejection>(())
 //! ```
 //!
+//! # Restarts and recovery
+//! [`NonceManagerBuilder::persist`] keeps a durable high-water mark so a
+//! restarted bot never reuses a nonce; [`NonceValidator::snapshot`] and
+//! [`NonceValidatorBuilder::restore`] carry a gateway's state across restarts,
+//! with a cold-start guard. On the client, [`retry_with_nonce`] applies the
+//! server's [`NonceFeedback`] and retries a bounded number of times;
+//! [`OffsetClock`] follows the server's clock; `max_lead` refuses nonces the
+//! exchange's future bound would reject.
+//!
 //! # Atomic orderings
 //! The manager's state is one `AtomicU64`, `last`. Uniqueness and per-thread
 //! monotonicity follow from the single modification order of that one atomic

@@ -71,6 +71,16 @@ impl Hot {
 }
 
 /// One nonce handed out, with the clock reading and the caller's source line.
+///
+/// ```
+/// use monotonic_nonce::{ManualClock, NonceManager};
+/// let m = NonceManager::builder().clock(ManualClock::new(5_000)).history(2).build()?;
+/// m.next()?;
+/// let e = m.history()[0];
+/// assert_eq!((e.nonce, e.clock_ms), (5_000, 5_000));
+/// println!("nonce {} from {}", e.nonce, e.location); // file:line:column of the call
+/// # Ok::<(), monotonic_nonce::NonceError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistoryEntry {
     /// The nonce (for `reserve`, the first of the batch).

@@ -10,6 +10,15 @@ use std::fmt;
 use std::future::Future;
 
 /// What a server said about a refused nonce, reduced to what the client can act on.
+///
+/// ```
+/// use monotonic_nonce::{NonceFeedback, Rejection};
+/// let r = Rejection::AlreadyUsed { last_nonce: 42, attempted_nonce: 40 };
+/// let f = NonceFeedback::from(&r);
+/// assert_eq!(f, NonceFeedback::AlreadyUsed { last_nonce: Some(42) });
+/// assert!(f.is_recoverable());
+/// assert!(!NonceFeedback::Other.is_recoverable());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
@@ -138,6 +147,13 @@ impl<C: Clock> NonceManager<C> {
 }
 
 /// How many times [`retry_with_nonce`] tries.
+///
+/// ```
+/// use monotonic_nonce::RetryPolicy;
+/// assert_eq!(RetryPolicy::default().max_attempts, 3);
+/// let patient = RetryPolicy { max_attempts: 5 };
+/// # let _ = patient;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RetryPolicy {
@@ -152,6 +168,16 @@ impl Default for RetryPolicy {
 }
 
 /// Why [`retry_with_nonce`] gave up, after how many attempts, with the last error.
+///
+/// ```
+/// use monotonic_nonce::{retry_with_nonce, NonceFeedback, NonceManager, RetryError, RetryPolicy};
+/// let m = NonceManager::new();
+/// let always_too_low = |_: u64| Err::<(), _>("Nonce too low");
+/// let r = retry_with_nonce(&m, RetryPolicy { max_attempts: 2 }, always_too_low, |_| {
+///     Some(NonceFeedback::TooLow { last_nonce: None })
+/// });
+/// assert!(matches!(r, Err(RetryError::Exhausted { attempts: 2, last: "Nonce too low" })));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RetryError<E> {
@@ -289,6 +315,14 @@ where
 ///
 /// # Errors
 /// As [`retry_with_nonce`].
+///
+/// ```
+/// use monotonic_nonce::{retry_with_nonce_async, NonceManager, RetryPolicy};
+/// let m = NonceManager::new();
+/// // any Future works: here a ready one, awaited by the caller's runtime
+/// let fut = retry_with_nonce_async(&m, RetryPolicy::default(), |n| async move { Ok::<u64, ()>(n) }, |_| None);
+/// # let _ = fut;
+/// ```
 #[track_caller]
 pub fn retry_with_nonce_async<'a, C, T, E, F, Fut, G>(
     manager: &'a NonceManager<C>,

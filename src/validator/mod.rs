@@ -608,6 +608,14 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock> NonceValidator<K, C> {
     /// Stops the validator and returns its final snapshot, marked as taken at a
     /// clean shutdown: nothing can be accepted after it, so restoring it needs
     /// no guard. Taking `self` makes that true (no `validate` can follow).
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceValidator, Policy};
+    /// let v = NonceValidator::<u8>::new(Policy::Strict);
+    /// v.validate(&1, 5)?;
+    /// assert!(v.into_snapshot().clean_shutdown);
+    /// # Ok::<(), monotonic_nonce::Rejection>(())
+    /// ```
     pub fn into_snapshot(self) -> ValidatorSnapshot<K> {
         ValidatorSnapshot { clean_shutdown: true, ..self.snapshot() }
     }

@@ -14,6 +14,18 @@ use crate::error::NonceError;
 /// Each account is copied under its shard's lock, so no account is ever
 /// half-copied; accounts in different shards are copied at slightly
 /// different moments while requests flow.
+///
+/// ```
+/// use monotonic_nonce::{NonceValidator, Policy, Rejection};
+/// let v = NonceValidator::<u32>::new(Policy::HighestK(4));
+/// v.validate(&7, 100)?;
+/// v.validate(&7, 99)?;
+/// let snap = v.into_snapshot(); // clean shutdown: restorable without a guard
+/// assert_eq!(snap.accounts[0].remembered, vec![99, 100]);
+/// let v = NonceValidator::builder(Policy::HighestK(4)).restore(snap).build().unwrap();
+/// assert!(matches!(v.validate(&7, 100), Err(Rejection::AlreadyUsed { .. })));
+/// # Ok::<(), Rejection>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ValidatorSnapshot<K> {
