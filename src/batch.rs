@@ -33,21 +33,52 @@ impl NonceBatch {
     }
 
     /// The lowest nonce of the batch.
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, NonceManager};
+    /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
+    /// let batch = m.reserve(3)?;
+    /// assert_eq!(batch.first(), 1_000);
+    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// ```
     pub fn first(&self) -> u64 {
         self.first
     }
 
     /// The highest nonce of the batch.
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, NonceManager};
+    /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
+    /// let batch = m.reserve(3)?;
+    /// assert_eq!(batch.last(), 1_002);
+    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// ```
     pub fn last(&self) -> u64 {
         self.last
     }
 
     /// The distance between consecutive nonces of the batch.
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceManager, Strategy};
+    /// let m = NonceManager::builder().strategy(Strategy::Distributed { system_id: 0, total_systems: 4 }).build()?;
+    /// assert_eq!(m.reserve(2)?.stride(), 4);
+    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// ```
     pub fn stride(&self) -> u64 {
         self.stride
     }
 
     /// How many nonces the batch holds (at least 1).
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, NonceManager};
+    /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
+    /// let batch = m.reserve(3)?;
+    /// assert_eq!(batch.len(), 3);
+    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// ```
     #[allow(clippy::len_without_is_empty)] // a batch is never empty: reserve(0) is an error
     pub fn len(&self) -> u64 {
         self.len
@@ -70,6 +101,15 @@ impl NonceBatch {
     }
 
     /// An iterator over the batch's nonces, lowest first.
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, NonceManager};
+    /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
+    /// let batch = m.reserve(3)?;
+    /// assert_eq!(batch.iter().collect::<Vec<_>>(), [1_000, 1_001, 1_002]);
+    /// assert_eq!(batch.iter().rev().next(), Some(1_002));
+    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// ```
     pub fn iter(&self) -> NonceBatchIter {
         NonceBatchIter { front: self.first, back: self.last, stride: self.stride, remaining: self.len }
     }
@@ -94,6 +134,15 @@ impl IntoIterator for &NonceBatch {
 }
 
 /// The nonces of a [`NonceBatch`], lowest first (or from either end).
+///
+/// ```
+/// use monotonic_nonce::{ManualClock, NonceManager};
+/// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
+/// let batch = m.reserve(3)?;
+/// let mut it = batch.into_iter();
+/// assert_eq!((it.len(), it.next(), it.next_back()), (3, Some(1_000), Some(1_002)));
+/// # Ok::<(), monotonic_nonce::NonceError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct NonceBatchIter {
     front: u64,

@@ -128,17 +128,38 @@ pub struct ManualClock {
 
 impl ManualClock {
     /// A clock reading `ms` until moved.
+    ///
+    /// ```
+    /// use monotonic_nonce::{Clock, ManualClock};
+    /// let clock = ManualClock::new(1_000);
+    /// let shared = clock.clone(); // clones see the same time
+    /// assert_eq!(shared.now_ms(), Ok(1_000));
+    /// ```
     pub fn new(ms: u64) -> Self {
         Self { state: Arc::new(ManualState { ms: AtomicU64::new(ms), failing: AtomicBool::new(false) }) }
     }
 
     /// Sets the time (forwards or backwards).
+    ///
+    /// ```
+    /// use monotonic_nonce::{Clock, ManualClock};
+    /// let clock = ManualClock::new(1_000);
+    /// clock.set(400); // an NTP step back
+    /// assert_eq!(clock.now_ms(), Ok(400));
+    /// ```
     pub fn set(&self, ms: u64) {
         // Relaxed: the reading carries no other data; readers need no ordering with it.
         self.state.ms.store(ms, Ordering::Relaxed);
     }
 
     /// Moves the time forward by `ms` (saturating at `u64::MAX`) and returns the new time.
+    ///
+    /// ```
+    /// use monotonic_nonce::ManualClock;
+    /// let clock = ManualClock::new(1_000);
+    /// assert_eq!(clock.advance(5), 1_005);
+    /// assert_eq!(ManualClock::new(u64::MAX).advance(1), u64::MAX);
+    /// ```
     pub fn advance(&self, ms: u64) -> u64 {
         // Relaxed: as in `set`, the value is the only data.
         let prev = self
@@ -206,11 +227,25 @@ pub struct OffsetClock<C: Clock> {
 
 impl<C: Clock> OffsetClock<C> {
     /// Offset 0 until the first sample; keeps the last 8 samples.
+    ///
+    /// ```
+    /// use monotonic_nonce::{OffsetClock, SystemClock};
+    /// let clock = OffsetClock::new(SystemClock);
+    /// assert_eq!(clock.offset_ms(), 0);
+    /// ```
     pub fn new(inner: C) -> Self {
         Self::with_window(inner, OFFSET_SAMPLES)
     }
 
     /// As [`new`](Self::new), keeping the last `window` samples (at least 1).
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, OffsetClock};
+    /// let clock = OffsetClock::with_window(ManualClock::new(0), 1); // only the latest sample counts
+    /// clock.observe(0, 500, 10)?;
+    /// assert_eq!(clock.observe(0, 900, 100)?, 850);
+    /// # Ok::<(), monotonic_nonce::ClockError>(())
+    /// ```
     pub fn with_window(inner: C, window: usize) -> Self {
         let window = window.max(1);
         Self { inner, offset_ms: AtomicI64::new(0), window, samples: Mutex::new(VecDeque::with_capacity(window)) }
@@ -223,6 +258,15 @@ impl<C: Clock> OffsetClock<C> {
     /// # Errors
     /// [`ClockError::InvalidSample`] when `received_ms < sent_ms` or the offset
     /// does not fit an `i64`; the sample is ignored and nothing changes.
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, OffsetClock};
+    /// let clock = OffsetClock::new(ManualClock::new(0));
+    /// assert_eq!(clock.observe(1_000, 3_010, 1_020)?, 2_000); // fast: trusted
+    /// assert_eq!(clock.observe(2_000, 9_000, 2_900)?, 2_000); // slow: ignored
+    /// assert!(clock.observe(5, 5, 4).is_err()); // received before sent
+    /// # Ok::<(), monotonic_nonce::ClockError>(())
+    /// ```
     pub fn observe(&self, sent_ms: u64, server_ms: u64, received_ms: u64) -> Result<i64, ClockError> {
         let rtt = received_ms.checked_sub(sent_ms).ok_or(ClockError::InvalidSample)?;
         // the server read its clock, on average, half-way through the round trip
@@ -241,12 +285,26 @@ impl<C: Clock> OffsetClock<C> {
     }
 
     /// The offset in use, in ms (server minus local).
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, OffsetClock};
+    /// let clock = OffsetClock::new(ManualClock::new(0));
+    /// clock.observe(1_000, 900, 1_000)?; // the server is 100 ms behind
+    /// assert_eq!(clock.offset_ms(), -100);
+    /// # Ok::<(), monotonic_nonce::ClockError>(())
+    /// ```
     pub fn offset_ms(&self) -> i64 {
         // Relaxed: one value; nothing else is published with it.
         self.offset_ms.load(Ordering::Relaxed)
     }
 
     /// The inner clock.
+    ///
+    /// ```
+    /// use monotonic_nonce::{Clock, ManualClock, OffsetClock};
+    /// let clock = OffsetClock::new(ManualClock::new(7));
+    /// assert_eq!(clock.inner().now_ms(), Ok(7));
+    /// ```
     pub fn inner(&self) -> &C {
         &self.inner
     }

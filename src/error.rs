@@ -31,6 +31,14 @@ pub enum ClockError {
 }
 
 /// A configuration value a builder refused, and why.
+///
+/// ```
+/// use monotonic_nonce::{NonceError, NonceValidator, Policy};
+/// let e = NonceValidator::<u8>::builder(Policy::Window(0)).build().unwrap_err();
+/// let NonceError::InvalidConfig(c) = e else { panic!() };
+/// assert_eq!(c.field, "policy");
+/// println!("{c}"); // `policy`: Window(0) is Strict; ...
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ConfigError {
@@ -233,6 +241,12 @@ pub struct ErrorBody {
 }
 
 /// The `error` object of an [`ErrorBody`].
+///
+/// ```
+/// use monotonic_nonce::Rejection;
+/// let info = Rejection::NotPositive.error_body().error;
+/// assert_eq!((info.code.as_str(), info.message.as_str()), ("VALIDATION_ERROR", "Nonce must be a positive integer"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ErrorInfo {
@@ -245,6 +259,12 @@ pub struct ErrorInfo {
 }
 
 /// The `details` object of an [`ErrorBody`]; camelCase in JSON, absent fields omitted.
+///
+/// ```
+/// use monotonic_nonce::Rejection;
+/// let d = Rejection::TooOld { min_nonce: 10, attempted_nonce: 3 }.error_body().error.details;
+/// assert_eq!((d.min_nonce, d.attempted_nonce, d.last_nonce), (Some(10), Some(3), None));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
@@ -270,6 +290,13 @@ impl Rejection {
     /// The JSON error body for this rejection (`lastNonce` included when the
     /// variant carries it; [`NonceValidator::error_body`](crate::NonceValidator::error_body)
     /// fills it in for the others from the account's state).
+    ///
+    /// ```
+    /// use monotonic_nonce::Rejection;
+    /// let body = Rejection::AlreadyUsed { last_nonce: 9, attempted_nonce: 9 }.error_body();
+    /// assert_eq!(body.status, "error");
+    /// assert_eq!(body.error.details.last_nonce, Some(9));
+    /// ```
     pub fn error_body(&self) -> ErrorBody {
         let mut details = ErrorDetails::default();
         let (code, message) = match *self {

@@ -166,12 +166,26 @@ impl Default for NonceManagerBuilder<SystemClock> {
 
 impl<C: Clock> NonceManagerBuilder<C> {
     /// The strategy (default [`Strategy::Millis`]).
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceManager, Strategy};
+    /// let m = NonceManager::builder().strategy(Strategy::Hft { counter_digits: 3 }).build()?;
+    /// assert_eq!(m.strategy().units_per_ms(), 1_000);
+    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// ```
     pub fn strategy(mut self, strategy: Strategy) -> Self {
         self.strategy = strategy;
         self
     }
 
     /// The clock (default [`SystemClock`]).
+    ///
+    /// ```
+    /// use monotonic_nonce::{CoarseClock, NonceManager};
+    /// let m = NonceManager::builder().clock(CoarseClock).build()?; // the cheapest clock read
+    /// assert!(m.next()? > 0);
+    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// ```
     pub fn clock<D: Clock>(self, clock: D) -> NonceManagerBuilder<D> {
         NonceManagerBuilder {
             strategy: self.strategy,
@@ -187,6 +201,13 @@ impl<C: Clock> NonceManagerBuilder<C> {
 
     /// The highest nonce the manager may ever hand out (default [`I64_MAX`];
     /// use [`JS_SAFE_MAX`] for APIs whose clients parse JSON numbers as doubles).
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceManager, JS_SAFE_MAX};
+    /// let m = NonceManager::builder().ceiling(JS_SAFE_MAX).build()?;
+    /// assert!(m.next()? <= JS_SAFE_MAX);
+    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// ```
     pub fn ceiling(mut self, ceiling: u64) -> Self {
         self.ceiling = ceiling;
         self
@@ -194,6 +215,13 @@ impl<C: Clock> NonceManagerBuilder<C> {
 
     /// Every nonce handed out will be greater than `floor` (default 0): the
     /// last nonce a previous run used, or the `lastNonce` a server reported.
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, NonceManager};
+    /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).start_after(5_000).build()?;
+    /// assert_eq!(m.next()?, 5_001);
+    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// ```
     pub fn start_after(mut self, floor: u64) -> Self {
         self.start_after = floor;
         self
@@ -240,6 +268,16 @@ impl<C: Clock> NonceManagerBuilder<C> {
     /// strategy's units per ms) each durable mark is set (default 10 s). A
     /// longer lease writes less often; after a crash, up to one lease of
     /// nonces is skipped. Only used with [`persist`](Self::persist).
+    ///
+    /// ```
+    /// use monotonic_nonce::NonceManager;
+    /// use std::time::Duration;
+    /// let path = std::env::temp_dir().join(format!("mn-doc-lease-{}.mark", std::process::id()));
+    /// let m = NonceManager::builder().persist(&path).lease(Duration::from_secs(60)).build()?;
+    /// m.next()?; // writes the mark once for the next minute of nonces
+    /// # drop(m); let _ = std::fs::remove_file(&path); let _ = std::fs::remove_file(path.with_extension("mark.lock"));
+    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// ```
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
         self
@@ -271,6 +309,14 @@ impl<C: Clock> NonceManagerBuilder<C> {
     /// Record the last `capacity` nonces handed out, with the clock reading and
     /// the caller's source location (see [`NonceManager::history`]). Recording
     /// takes a short lock; with no history (the default, or 0) nothing is recorded.
+    ///
+    /// ```
+    /// use monotonic_nonce::NonceManager;
+    /// let m = NonceManager::builder().history(100).build()?;
+    /// m.next()?;
+    /// assert_eq!(m.history().len(), 1);
+    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// ```
     pub fn history(mut self, capacity: usize) -> Self {
         self.history = capacity;
         self
@@ -285,6 +331,12 @@ impl<C: Clock> NonceManagerBuilder<C> {
     ///   that leaves no nonce under the ceiling, or a strategy whose nonce for
     ///   *today* is already above the ceiling.
     /// - [`NonceError::Clock`] if the clock cannot be read to make that check.
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceManager, Strategy};
+    /// let bad = NonceManager::builder().strategy(Strategy::Distributed { system_id: 3, total_systems: 3 }).build();
+    /// assert!(bad.is_err()); // ids run 0..3
+    /// ```
     pub fn build(self) -> Result<NonceManager<C>, NonceError> {
         let params = self.strategy.params()?;
         if self.ceiling == 0 {
@@ -409,6 +461,13 @@ impl NonceManager<SystemClock> {
     }
 
     /// A builder with the defaults of [`new`](Self::new).
+    ///
+    /// ```
+    /// use monotonic_nonce::NonceManager;
+    /// let m = NonceManager::builder().build()?;
+    /// assert!(m.next()? < m.next()?);
+    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// ```
     pub fn builder() -> NonceManagerBuilder<SystemClock> {
         NonceManagerBuilder::default()
     }
@@ -514,22 +573,49 @@ impl<C: Clock> NonceManager<C> {
 
     /// The highest nonce handed out so far, or the start floor (or the highest
     /// value passed to [`advance_past`](Self::advance_past)) if that is higher.
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, NonceManager};
+    /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
+    /// assert_eq!(m.last(), 0);
+    /// let n = m.next()?;
+    /// assert_eq!(m.last(), n);
+    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// ```
     pub fn last(&self) -> u64 {
         // Relaxed: a snapshot of one value; no other memory is published with it.
         self.hot.last.load(Ordering::Relaxed)
     }
 
     /// The strategy this manager was built with.
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceManager, Strategy};
+    /// assert_eq!(NonceManager::new().strategy(), Strategy::Millis);
+    /// ```
     pub fn strategy(&self) -> Strategy {
         self.strategy
     }
 
     /// The highest nonce this manager may hand out.
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceManager, I64_MAX};
+    /// assert_eq!(NonceManager::new().ceiling(), I64_MAX);
+    /// ```
     pub fn ceiling(&self) -> u64 {
         self.ceiling
     }
 
     /// The clock this manager reads.
+    ///
+    /// ```
+    /// use monotonic_nonce::{Clock, ManualClock, NonceManager};
+    /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
+    /// m.clock().advance(5);
+    /// assert_eq!(m.clock().now_ms(), Ok(1_005));
+    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// ```
     pub fn clock(&self) -> &C {
         &self.clock
     }

@@ -110,6 +110,12 @@ impl NonceFeedback {
     }
 
     /// Whether retrying with a fresh nonce can help.
+    ///
+    /// ```
+    /// use monotonic_nonce::NonceFeedback;
+    /// assert!(NonceFeedback::TooLow { last_nonce: None }.is_recoverable());
+    /// assert!(!NonceFeedback::TooFarInFuture { max_nonce: None }.is_recoverable());
+    /// ```
     pub fn is_recoverable(&self) -> bool {
         matches!(self, Self::AlreadyUsed { .. } | Self::TooLow { .. })
     }
@@ -207,6 +213,12 @@ pub enum RetryError<E> {
 
 impl<E> RetryError<E> {
     /// How many attempts were made.
+    ///
+    /// ```
+    /// use monotonic_nonce::RetryError;
+    /// let e: RetryError<&str> = RetryError::Failed { attempts: 1, error: "insufficient balance" };
+    /// assert_eq!(e.attempts(), 1);
+    /// ```
     pub fn attempts(&self) -> u32 {
         match self {
             Self::Exhausted { attempts, .. } | Self::Failed { attempts, .. } | Self::Nonce { attempts, .. } => {

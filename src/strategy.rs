@@ -4,10 +4,18 @@
 use crate::error::NonceError;
 
 /// The default ceiling: the largest value an exchange can parse into a signed 64-bit integer.
+///
+/// ```
+/// assert_eq!(monotonic_nonce::I64_MAX, i64::MAX as u64);
+/// ```
 pub const I64_MAX: u64 = 9_223_372_036_854_775_807;
 
 /// `2^53 - 1`: the largest integer a JSON client that parses numbers as doubles
 /// (JavaScript, many Python and Go decoders) reads back exactly.
+///
+/// ```
+/// assert_eq!(monotonic_nonce::JS_SAFE_MAX, (1u64 << 53) - 1);
+/// ```
 pub const JS_SAFE_MAX: u64 = 9_007_199_254_740_991;
 
 /// How nonces relate to the clock.

@@ -21,8 +21,18 @@ use std::hash::{BuildHasher, Hash};
 use std::time::Duration;
 
 /// The widest `Window(w)` accepted (2^20: a 16 KiB ring per account).
+///
+/// ```
+/// use monotonic_nonce::{NonceValidator, Policy, MAX_WINDOW};
+/// assert!(NonceValidator::<u8>::builder(Policy::Window(MAX_WINDOW)).build().is_ok());
+/// ```
 pub const MAX_WINDOW: u64 = 1 << 20;
 /// The largest `HighestK(k)` accepted.
+///
+/// ```
+/// use monotonic_nonce::{NonceValidator, Policy, MAX_HIGHEST_K};
+/// assert!(NonceValidator::<u8>::builder(Policy::HighestK(MAX_HIGHEST_K + 1)).build().is_err());
+/// ```
 pub const MAX_HIGHEST_K: usize = 1 << 16;
 
 const NIL: u32 = u32::MAX;
@@ -280,6 +290,13 @@ impl<K: Hash + Eq + Clone + Send + Sync> NonceValidator<K, SystemClock> {
     }
 
     /// A builder for `policy` on the [`SystemClock`].
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceValidator, Policy};
+    /// let v = NonceValidator::<u64>::builder(Policy::Strict).build()?;
+    /// assert!(v.validate(&1, 1).is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder(policy: Policy) -> NonceValidatorBuilder<K, SystemClock> {
         NonceValidatorBuilder {
             policy,
@@ -307,6 +324,15 @@ fn default_shards() -> usize {
 
 impl<K: Hash + Eq + Clone + Send + Sync, C: Clock> NonceValidatorBuilder<K, C> {
     /// The clock the time bounds are checked against (default [`SystemClock`]).
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, NonceValidator, Policy};
+    /// use std::time::Duration;
+    /// let v = NonceValidator::<u8>::builder(Policy::Strict).clock(ManualClock::new(1_000)).max_future(Duration::from_millis(10)).build()?;
+    /// assert!(v.validate(&1, 1_010).is_ok());
+    /// assert!(v.validate(&1, 1_011).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clock<D: Clock>(self, clock: D) -> NonceValidatorBuilder<K, D> {
         NonceValidatorBuilder {
             policy: self.policy,
@@ -324,12 +350,33 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock> NonceValidatorBuilder<K, C> {
 
     /// Nonce units per millisecond (default 1): a nonce `n` stands for time
     /// `n / units_per_ms` ms. Use the client strategy's [`Strategy::units_per_ms`](crate::Strategy::units_per_ms).
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, NonceValidator, Policy, Strategy};
+    /// use std::time::Duration;
+    /// let v = NonceValidator::<u8>::builder(Policy::Strict)
+    ///     .clock(ManualClock::new(1_000))
+    ///     .units_per_ms(Strategy::Hft { counter_digits: 3 }.units_per_ms())
+    ///     .max_future(Duration::ZERO)
+    ///     .build()?;
+    /// assert!(v.validate(&1, 1_000_999).is_ok()); // stands for 1 000 ms
+    /// assert!(v.validate(&1, 1_001_000).is_err()); // 1 001 ms: in the future
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn units_per_ms(mut self, units: u64) -> Self {
         self.units_per_ms = units;
         self
     }
 
     /// Refuse nonces standing for a time more than `d` behind the clock (off by default).
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, NonceValidator, Policy, Rejection};
+    /// use std::time::Duration;
+    /// let v = NonceValidator::<u8>::builder(Policy::HighestK(8)).clock(ManualClock::new(10_000)).max_past(Duration::from_secs(5)).build()?;
+    /// assert!(matches!(v.validate(&1, 4_999), Err(Rejection::TooOld { min_nonce: 5_000, .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max_past(mut self, d: Duration) -> Self {
         self.max_past = Some(d);
         self
@@ -337,12 +384,28 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock> NonceValidatorBuilder<K, C> {
 
     /// Refuse nonces standing for a time more than `d` ahead of the clock (off
     /// by default). This is what stops a single huge nonce from locking an account.
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, NonceValidator, Policy, Rejection};
+    /// use std::time::Duration;
+    /// let v = NonceValidator::<u8>::builder(Policy::Strict).clock(ManualClock::new(10_000)).max_future(Duration::from_secs(1)).build()?;
+    /// assert!(matches!(v.validate(&1, 1 << 62), Err(Rejection::TooFarInFuture { max_nonce: 11_000, .. })));
+    /// assert!(v.validate(&1, 10_500).is_ok()); // the account was not locked
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max_future(mut self, d: Duration) -> Self {
         self.max_future = Some(d);
         self
     }
 
     /// The highest nonce accepted (default [`I64_MAX`]).
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceValidator, Policy, Rejection, JS_SAFE_MAX};
+    /// let v = NonceValidator::<u8>::builder(Policy::Strict).ceiling(JS_SAFE_MAX).build()?;
+    /// assert!(matches!(v.validate(&1, JS_SAFE_MAX + 1), Err(Rejection::AboveCeiling { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn ceiling(mut self, ceiling: u64) -> Self {
         self.ceiling = ceiling;
         self
@@ -353,6 +416,16 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock> NonceValidatorBuilder<K, C> {
     /// untracked account's nonce must exceed, so eviction never reopens a
     /// replay. The price: a new or returning account whose first nonce is
     /// below the floor is refused as `TooLow` and must move past it.
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceValidator, Policy};
+    /// let v = NonceValidator::<u8>::builder(Policy::Strict).max_accounts(1).shards(1).build()?;
+    /// v.validate(&1, 100)?;
+    /// v.validate(&2, 50)?; // evicts account 1: the floor is now 100
+    /// assert_eq!((v.len(), v.eviction_floor()), (1, 100));
+    /// assert!(v.validate(&1, 100).is_err()); // no replay reopened
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max_accounts(mut self, n: usize) -> Self {
         self.max_accounts = Some(n);
         self
@@ -360,6 +433,12 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock> NonceValidatorBuilder<K, C> {
 
     /// The number of shards: a power of two (default: 4 per core, rounded up
     /// to a power of two, between 4 and 256).
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceValidator, Policy};
+    /// assert!(NonceValidator::<u8>::builder(Policy::Strict).shards(64).build().is_ok());
+    /// assert!(NonceValidator::<u8>::builder(Policy::Strict).shards(3).build().is_err());
+    /// ```
     pub fn shards(mut self, n: usize) -> Self {
         self.shards = Some(n);
         self
@@ -380,6 +459,19 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock> NonceValidatorBuilder<K, C> {
     /// - without it there is no safe guard, and `build()` refuses the snapshot
     ///   unless [`accept_unclean_restore`](Self::accept_unclean_restore) says
     ///   the caller takes the replay risk.
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, NonceValidator, Policy};
+    /// use std::time::Duration;
+    /// let clock = ManualClock::new(10_000);
+    /// let v = NonceValidator::<u8>::builder(Policy::Strict).clock(clock.clone()).max_future(Duration::from_secs(1)).build()?;
+    /// v.validate(&1, 10_000)?;
+    /// let snap = v.snapshot(); // taken while running: not a clean shutdown
+    /// let v = NonceValidator::builder(Policy::Strict).clock(clock).max_future(Duration::from_secs(1)).restore(snap).build()?;
+    /// assert!(v.validate(&1, 11_000).is_err()); // guard: up to now + max_future is refused
+    /// assert!(v.validate(&2, 11_000).is_err()); // for new accounts too
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn restore(mut self, snapshot: ValidatorSnapshot<K>) -> Self {
         self.restore = Some(snapshot);
         self
@@ -388,6 +480,17 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock> NonceValidatorBuilder<K, C> {
     /// Accept a snapshot that was not taken at a clean shutdown even without a
     /// future bound: any request accepted between the snapshot and the restart
     /// can then be replayed once. Only for deployments that accept that risk.
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceValidator, Policy};
+    /// let v = NonceValidator::<u8>::new(Policy::Strict);
+    /// v.validate(&1, 7)?;
+    /// let snap = v.snapshot();
+    /// assert!(NonceValidator::<u8>::builder(Policy::Strict).restore(snap.clone()).build().is_err());
+    /// let v = NonceValidator::builder(Policy::Strict).restore(snap).accept_unclean_restore().build()?;
+    /// assert!(v.validate(&1, 7).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn accept_unclean_restore(mut self) -> Self {
         self.accept_unclean_restore = true;
         self
@@ -400,6 +503,12 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock> NonceValidatorBuilder<K, C> {
     /// a `k` above [`MAX_HIGHEST_K`] or a window above [`MAX_WINDOW`],
     /// `units_per_ms(0)`, `ceiling(0)`, `shards` zero or not a power of two,
     /// `max_accounts(0)`, or `max_accounts` below an explicit `shards`.
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceValidator, Policy, MAX_WINDOW};
+    /// assert!(NonceValidator::<u8>::builder(Policy::Window(MAX_WINDOW + 1)).build().is_err());
+    /// assert!(NonceValidator::<u8>::builder(Policy::HighestK(0)).build().is_err());
+    /// ```
     pub fn build(self) -> Result<NonceValidator<K, C>, NonceError> {
         match self.policy {
             Policy::HighestK(0) => {
@@ -524,21 +633,49 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock> NonceValidator<K, C> {
     }
 
     /// How many accounts are tracked (locks each shard in turn).
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceValidator, Policy};
+    /// let v = NonceValidator::new(Policy::Strict);
+    /// v.validate(&"a", 1)?;
+    /// v.validate(&"b", 1)?;
+    /// assert_eq!(v.len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().index.len()).sum()
     }
 
     /// Whether no account is tracked.
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceValidator, Policy};
+    /// let v = NonceValidator::<u8>::new(Policy::Strict);
+    /// assert!(v.is_empty());
+    /// v.check(&1, 5)?; // check records nothing
+    /// assert!(v.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The policy.
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceValidator, Policy};
+    /// assert_eq!(NonceValidator::<u8>::new(Policy::Window(64)).policy(), Policy::Window(64));
+    /// ```
     pub fn policy(&self) -> Policy {
         self.policy
     }
 
     /// The eviction floor: every untracked account's nonce must be above it (0 until an eviction).
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceValidator, Policy};
+    /// assert_eq!(NonceValidator::<u8>::new(Policy::Strict).eviction_floor(), 0);
+    /// ```
     pub fn eviction_floor(&self) -> u64 {
         // Relaxed: a snapshot for reporting; decisions read it under a shard lock.
         self.floor.load(Ordering::Relaxed)
@@ -547,6 +684,15 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock> NonceValidator<K, C> {
     /// Bytes of heap this validator holds for its accounts: slab slots,
     /// per-account allocations (HighestK values, Window rings) and the key
     /// index (estimated from its capacity). Locks each shard in turn.
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceValidator, Policy};
+    /// let v = NonceValidator::<u64>::new(Policy::Window(8128));
+    /// v.validate(&1, 10)?;
+    /// v.validate(&1, 9)?; // out of order: the ring is allocated
+    /// assert!(v.heap_bytes() >= 128 * 8);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn heap_bytes(&self) -> usize {
         self.shards.iter().map(|s| s.lock().heap_bytes()).sum()
     }

@@ -42,6 +42,15 @@ pub struct ValidatorSnapshot<K> {
 }
 
 /// One account in a [`ValidatorSnapshot`].
+///
+/// ```
+/// use monotonic_nonce::{NonceValidator, Policy};
+/// let v = NonceValidator::<u8>::new(Policy::Strict);
+/// v.validate(&3, 42)?;
+/// let a = &v.snapshot().accounts[0];
+/// assert_eq!((a.account, a.floor, a.remembered.clone()), (3, 0, vec![42]));
+/// # Ok::<(), monotonic_nonce::Rejection>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct AccountSnapshot<K> {
@@ -85,6 +94,18 @@ impl<K: serde::Serialize> ValidatorSnapshot<K> {
     ///
     /// # Errors
     /// [`NonceError::Persist`] naming the file.
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceValidator, Policy, ValidatorSnapshot};
+    /// let path = std::env::temp_dir().join(format!("mn-doc-snap-{}.json", std::process::id()));
+    /// let v = NonceValidator::<String>::new(Policy::Strict);
+    /// v.validate(&"k".into(), 9)?;
+    /// v.into_snapshot().save(&path)?;
+    /// let back = ValidatorSnapshot::<String>::load(&path)?;
+    /// assert_eq!(back.accounts[0].remembered, vec![9]);
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<(), NonceError> {
         let path = path.as_ref();
         let bytes = serde_json::to_vec(self)
@@ -100,6 +121,12 @@ impl<K: serde::de::DeserializeOwned> ValidatorSnapshot<K> {
     /// # Errors
     /// [`NonceError::Persist`] naming the file when it cannot be read or is
     /// not a complete snapshot (truncated, corrupt, another format).
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceError, ValidatorSnapshot};
+    /// let r = ValidatorSnapshot::<String>::load("/nonexistent/snapshot.json");
+    /// assert!(matches!(r, Err(NonceError::Persist(_))));
+    /// ```
     pub fn load(path: impl AsRef<std::path::Path>) -> Result<Self, NonceError> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| {
