@@ -65,6 +65,15 @@ impl Traffic {
         Self { first, stride, sent: vec![0; accounts], rng: 0x9E37_79B9_7F4A_7C15 ^ first, reordered }
     }
 
+    /// The `k`-th nonce an account sends (from 0): swapped pairs, or in order.
+    fn nonce(&self, k: u64) -> u64 {
+        if self.reordered {
+            (k ^ 1) + 1
+        } else {
+            k + 1
+        }
+    }
+
     /// The next request: a random account of this stream and its next nonce.
     fn next(&mut self) -> (u64, u64) {
         // xorshift64: cheap, and the same sequence for every target
@@ -74,8 +83,7 @@ impl Traffic {
         let i = (self.rng % self.sent.len() as u64) as usize;
         let k = self.sent[i];
         self.sent[i] = k + 1;
-        let nonce = if self.reordered { (k ^ 1) + 1 } else { k + 1 };
-        (self.first + self.stride * i as u64, nonce)
+        (self.first + self.stride * i as u64, self.nonce(k))
     }
 
     /// Two requests for every account, in order of account: every state exists.
@@ -84,8 +92,7 @@ impl Traffic {
             for _ in 0..2 {
                 let k = self.sent[i];
                 self.sent[i] = k + 1;
-                let nonce = if self.reordered { (k ^ 1) + 1 } else { k + 1 };
-                target.feed(self.first + self.stride * i as u64, nonce);
+                target.feed(self.first + self.stride * i as u64, self.nonce(k));
             }
         }
     }

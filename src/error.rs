@@ -149,6 +149,11 @@ impl NonceError {
     pub(crate) fn config(field: &'static str, reason: impl Into<String>) -> Self {
         Self::InvalidConfig(Box::new(ConfigError::new(field, reason)))
     }
+
+    /// A builder's `Duration` as whole milliseconds, or a config error naming `field`.
+    pub(crate) fn duration_ms(field: &'static str, d: std::time::Duration) -> Result<u64, Self> {
+        u64::try_from(d.as_millis()).map_err(|_| Self::config(field, "does not fit in u64 milliseconds"))
+    }
 }
 
 /// Why a [`NonceValidator`](crate::NonceValidator) refused a nonce. A refused

@@ -345,9 +345,8 @@ impl<C: Clock> NonceManagerBuilder<C> {
         let persisted = match &self.persist {
             None => None,
             Some(path) => {
-                let units = u64::try_from(self.lease.as_millis())
-                    .ok()
-                    .and_then(|ms| ms.checked_mul(self.strategy.units_per_ms()))
+                let units = NonceError::duration_ms("lease", self.lease)?
+                    .checked_mul(self.strategy.units_per_ms())
                     .filter(|&units| units > 0)
                     .ok_or_else(|| NonceError::config("lease", "must be at least 1 ms and fit in u64 nonce units"))?;
                 let (file, mark) = MarkFile::open(path)?;
@@ -373,7 +372,7 @@ impl<C: Clock> NonceManagerBuilder<C> {
             Some(today) if today <= self.ceiling => {}
             today => return Err(today_above_ceiling(self.strategy, now, today, self.ceiling)),
         }
-        let max_lead_ms = self.max_lead.map(|d| duration_ms("max_lead", d)).transpose()?;
+        let max_lead_ms = self.max_lead.map(|d| NonceError::duration_ms("max_lead", d)).transpose()?;
         Ok(NonceManager {
             hot: CachePadded::new(Hot::new(floor)),
             max_lead_ms,
@@ -398,10 +397,6 @@ impl<C: Clock> NonceManagerBuilder<C> {
             }),
         })
     }
-}
-
-fn duration_ms(field: &'static str, d: Duration) -> Result<u64, NonceError> {
-    u64::try_from(d.as_millis()).map_err(|_| NonceError::config(field, "does not fit in u64 milliseconds"))
 }
 
 fn ceiling_name(ceiling: u64) -> String {
@@ -507,10 +502,7 @@ impl<C: Clock> NonceManager<C> {
     /// `next()`, recording `location` in the history (for callers that capture it themselves).
     #[inline]
     pub(crate) fn next_from(&self, location: &'static Location<'static>) -> Result<u64, NonceError> {
-        let (span, now) = self.take(1)?;
-        if let Some(h) = &self.history {
-            h.record(HistoryEntry { nonce: span.first, clock_ms: now.unwrap_or(0), location });
-        }
+        let span = self.take(1, location)?;
         Ok(span.first)
     }
 
@@ -534,10 +526,7 @@ impl<C: Clock> NonceManager<C> {
         if count == 0 {
             return Err(NonceError::EmptyBatch);
         }
-        let (span, now) = self.take(count)?;
-        if let Some(h) = &self.history {
-            h.record(HistoryEntry { nonce: span.first, clock_ms: now.unwrap_or(0), location: Location::caller() });
-        }
+        let span = self.take(count, Location::caller())?;
         Ok(NonceBatch::new(span.first, span.last, self.params.step, count))
     }
 
@@ -712,10 +701,10 @@ impl<C: Clock> NonceManager<C> {
         Ok(())
     }
 
-    /// The single compare-exchange loop behind `next()` and `reserve()`; also
-    /// returns the clock reading used.
+    /// The single compare-exchange loop behind `next()` and `reserve()`; records
+    /// the span in the history (if any) as called from `location`.
     #[inline]
-    fn take(&self, count: u64) -> Result<(Span, Option<u64>), NonceError> {
+    fn take(&self, count: u64, location: &'static Location<'static>) -> Result<Span, NonceError> {
         // A failed clock is not an error here: the formula carries on from `last`.
         let now = self.read_clock();
         // Relaxed: uniqueness needs only the modification order of this one
@@ -740,7 +729,12 @@ impl<C: Clock> NonceManager<C> {
             // Relaxed (success and failure): as above, the RMW on `last` alone
             // makes spans disjoint and per-thread increasing; nothing else is published.
             match self.hot.last.compare_exchange_weak(last, span.last, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return Ok((span, now)),
+                Ok(_) => {
+                    if let Some(h) = &self.history {
+                        h.record(HistoryEntry { nonce: span.first, clock_ms: now.unwrap_or(0), location });
+                    }
+                    return Ok(span);
+                }
                 Err(current) => {
                     // Lost a race: let the winner's cache line settle before retrying.
                     last = current;

@@ -196,6 +196,13 @@ struct TimeBounds {
     max_future_ms: Option<u64>,
 }
 
+impl TimeBounds {
+    /// The largest nonce that stands for millisecond `ms` (saturating at `u64::MAX`).
+    fn last_nonce_at(&self, ms: u64) -> u64 {
+        ms.saturating_add(1).saturating_mul(self.units_per_ms).saturating_sub(1)
+    }
+}
+
 /// Accepts each `(account, nonce)` at most once, under a [`Policy`], from any
 /// number of threads.
 ///
@@ -311,10 +318,6 @@ impl<K: Hash + Eq + Clone + Send + Sync> NonceValidator<K, SystemClock> {
             accept_unclean_restore: false,
         }
     }
-}
-
-fn duration_ms(field: &'static str, d: Duration) -> Result<u64, NonceError> {
-    u64::try_from(d.as_millis()).map_err(|_| NonceError::config(field, "does not fit in u64 milliseconds"))
 }
 
 fn default_shards() -> usize {
@@ -555,8 +558,8 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock> NonceValidatorBuilder<K, C> {
             .then(|| -> Result<TimeBounds, NonceError> {
                 Ok(TimeBounds {
                     units_per_ms: self.units_per_ms,
-                    max_past_ms: self.max_past.map(|d| duration_ms("max_past", d)).transpose()?,
-                    max_future_ms: self.max_future.map(|d| duration_ms("max_future", d)).transpose()?,
+                    max_past_ms: self.max_past.map(|d| NonceError::duration_ms("max_past", d)).transpose()?,
+                    max_future_ms: self.max_future.map(|d| NonceError::duration_ms("max_future", d)).transpose()?,
                 })
             })
             .transpose()?;
@@ -778,8 +781,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock> NonceValidator<K, C> {
             (true, _) => 0,
             (false, Some((b, future))) => {
                 // the largest nonce that stands for `now + max_future`
-                let limit = self.clock.now_ms()?.saturating_add(future);
-                limit.saturating_add(1).saturating_mul(b.units_per_ms).saturating_sub(1)
+                b.last_nonce_at(self.clock.now_ms()?.saturating_add(future))
             }
             (false, None) if accept_unclean => 0,
             (false, None) => {
@@ -826,8 +828,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock> NonceValidator<K, C> {
         if let Some(limit) = b.max_future_ms.and_then(|f| now.checked_add(f)) {
             if t > limit {
                 // the largest nonce standing for `limit`, for the client's information
-                let max_nonce =
-                    limit.saturating_add(1).saturating_mul(b.units_per_ms).saturating_sub(1).min(self.ceiling);
+                let max_nonce = b.last_nonce_at(limit).min(self.ceiling);
                 return Err(Rejection::TooFarInFuture { max_nonce, attempted_nonce: nonce });
             }
         }

@@ -121,7 +121,7 @@ impl AccountState {
     /// in order into a fresh state rebuilds the same verdicts.
     pub(crate) fn remembered(&self, policy: Policy) -> Vec<u64> {
         match (self, policy) {
-            (Self::Strict { last }, _) => self.highest().map_or_else(Vec::new, |_| vec![*last]),
+            (Self::Strict { .. }, _) => self.highest().into_iter().collect(),
             (Self::HighestK(values), _) => values.iter().copied().collect(),
             (Self::Window(win), Policy::Window(w)) => win.seen(w),
             (Self::Window(win), _) => win.highest().into_iter().collect(),
