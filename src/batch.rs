@@ -6,7 +6,7 @@
 ///
 /// The stride is 1, or `total_systems` for [`Strategy::Distributed`](crate::Strategy::Distributed).
 /// A batch is a small `Copy` value; iterate it with `for n in batch`,
-/// [`iter`](Self::iter) or `into_iter()` (an [`ExactSizeIterator`]).
+/// [`iter`](Self::iter) or `into_iter()` (an [`ExactSizeIterator`] on 64-bit targets).
 ///
 /// # Example
 /// ```
@@ -16,10 +16,15 @@
 /// let nonces: Vec<u64> = batch.iter().collect();
 /// assert_eq!(nonces, vec![batch.first(), batch.first() + 1, batch.last()]);
 /// assert!(manager.next()? > batch.last());
-/// # Ok::<(), monotonic_nonce::NonceError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// Deserializing goes through [`NonceBatch::try_new`]: a batch that no
+/// manager could have reserved (a zero stride, `first > last`, a length that
+/// does not match) is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "RawBatch"))]
 pub struct NonceBatch {
     first: u64,
     last: u64,
@@ -27,9 +32,50 @@ pub struct NonceBatch {
     len: u64,
 }
 
+/// The fields of a [`NonceBatch`] as they arrive, before they are checked.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+struct RawBatch {
+    first: u64,
+    last: u64,
+    stride: u64,
+    len: u64,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<RawBatch> for NonceBatch {
+    type Error = String;
+    fn try_from(r: RawBatch) -> Result<Self, String> {
+        NonceBatch::try_new(r.first, r.last, r.stride, r.len).ok_or_else(|| {
+            format!(
+                "not a batch: first {}, last {}, stride {}, len {} (need stride >= 1, len >= 1, last = first + (len - 1) * stride)",
+                r.first, r.last, r.stride, r.len
+            )
+        })
+    }
+}
+
 impl NonceBatch {
     pub(crate) fn new(first: u64, last: u64, stride: u64, len: u64) -> Self {
         Self { first, last, stride, len }
+    }
+
+    /// A batch of `len` nonces `first, first + stride, ..., last`, or `None`
+    /// when the four numbers do not describe one (`stride == 0`, `len == 0`,
+    /// or `last != first + (len - 1) * stride`, overflow included).
+    ///
+    /// ```
+    /// use monotonic_nonce::NonceBatch;
+    /// assert!(NonceBatch::try_new(5, 9, 2, 3).is_some());
+    /// assert!(NonceBatch::try_new(5, 5, 0, 4).is_none());
+    /// assert!(NonceBatch::try_new(9, 5, 1, 3).is_none());
+    /// ```
+    pub fn try_new(first: u64, last: u64, stride: u64, len: u64) -> Option<Self> {
+        if stride == 0 || len == 0 {
+            return None;
+        }
+        let end = (len - 1).checked_mul(stride).and_then(|d| first.checked_add(d))?;
+        (end == last).then_some(Self { first, last, stride, len })
     }
 
     /// The lowest nonce of the batch.
@@ -39,7 +85,7 @@ impl NonceBatch {
     /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
     /// let batch = m.reserve(3)?;
     /// assert_eq!(batch.first(), 1_000);
-    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn first(&self) -> u64 {
         self.first
@@ -52,7 +98,7 @@ impl NonceBatch {
     /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
     /// let batch = m.reserve(3)?;
     /// assert_eq!(batch.last(), 1_002);
-    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn last(&self) -> u64 {
         self.last
@@ -64,7 +110,7 @@ impl NonceBatch {
     /// use monotonic_nonce::{NonceManager, Strategy};
     /// let m = NonceManager::builder().strategy(Strategy::Distributed { system_id: 0, total_systems: 4 }).build()?;
     /// assert_eq!(m.reserve(2)?.stride(), 4);
-    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stride(&self) -> u64 {
         self.stride
@@ -77,7 +123,7 @@ impl NonceBatch {
     /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
     /// let batch = m.reserve(3)?;
     /// assert_eq!(batch.len(), 3);
-    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[allow(clippy::len_without_is_empty)] // a batch is never empty: reserve(0) is an error
     pub fn len(&self) -> u64 {
@@ -94,7 +140,7 @@ impl NonceBatch {
     /// let batch = m.reserve(4)?;
     /// assert!(batch.contains(batch.first() + 3));
     /// assert!(!batch.contains(batch.first() + 1));
-    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn contains(&self, nonce: u64) -> bool {
         (self.first..=self.last).contains(&nonce) && (nonce - self.first).is_multiple_of(self.stride)
@@ -108,7 +154,7 @@ impl NonceBatch {
     /// let batch = m.reserve(3)?;
     /// assert_eq!(batch.iter().collect::<Vec<_>>(), [1_000, 1_001, 1_002]);
     /// assert_eq!(batch.iter().rev().next(), Some(1_002));
-    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn iter(&self) -> NonceBatchIter {
         NonceBatchIter { front: self.first, back: self.last, stride: self.stride, remaining: self.len }
@@ -141,7 +187,7 @@ impl IntoIterator for &NonceBatch {
 /// let batch = m.reserve(3)?;
 /// let mut it = batch.into_iter();
 /// assert_eq!((it.len(), it.next(), it.next_back()), (3, Some(1_000), Some(1_002)));
-/// # Ok::<(), monotonic_nonce::NonceError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct NonceBatchIter {
@@ -190,6 +236,8 @@ impl DoubleEndedIterator for NonceBatchIter {
     }
 }
 
+/// Exact on 64-bit targets, where every `u64` length fits a `usize`.
+#[cfg(target_pointer_width = "64")]
 impl ExactSizeIterator for NonceBatchIter {}
 
 impl std::iter::FusedIterator for NonceBatchIter {}

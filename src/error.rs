@@ -1,6 +1,12 @@
-//! Error types: what went wrong, as values callers match on.
+//! Error types by phase: [`BuildError`] (what a builder refuses), [`NonceError`]
+//! (what `next()` and friends can return at run time), [`PersistError`] (the
+//! durable mark's file), [`ClockError`], and [`Rejection`] (a validator's verdict).
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Why a [`Clock`](crate::Clock) could not give the time.
 ///
@@ -25,129 +31,58 @@ pub enum ClockError {
     Injected,
     /// An [`OffsetClock`](crate::OffsetClock) sample whose response arrived
     /// before its request was sent, or whose offset does not fit an `i64`.
-    /// (A unit variant: `ClockError` travels inside `Result<u64, NonceError>` on the hot path.)
-    #[error("invalid round-trip sample: the response arrived before the request was sent, or the offset does not fit an i64; the sample was ignored")]
+    #[error("invalid round-trip sample (response before request, or offset beyond i64); the sample was ignored")]
     InvalidSample,
 }
 
-/// A configuration value a builder refused, and why.
+/// What a builder's `build()` refused: every builder of the crate returns it.
 ///
 /// ```
-/// use monotonic_nonce::{NonceError, NonceValidator, Policy};
+/// use monotonic_nonce::{BuildError, NonceValidator, Policy};
 /// let e = NonceValidator::<u8>::builder(Policy::Window(0)).build().unwrap_err();
-/// let NonceError::InvalidConfig(c) = e else { panic!() };
-/// assert_eq!(c.field, "policy");
-/// println!("{c}"); // `policy`: Window(0) is Strict; ...
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct ConfigError {
-    /// The builder field (or strategy/policy parameter) at fault, e.g. `"ceiling"`.
-    pub field: &'static str,
-    /// What is wrong with it and what to change.
-    pub reason: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(field: &'static str, reason: impl Into<String>) -> Self {
-        Self { field, reason: reason.into() }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}`: {}", self.field, self.reason)
-    }
-}
-
-/// Everything a [`NonceManager`](crate::NonceManager) or a builder can refuse.
-///
-/// ```
-/// use monotonic_nonce::{NonceError, NonceManager, Strategy};
-/// let e = NonceManager::builder().strategy(Strategy::Hft { counter_digits: 0 }).build().unwrap_err();
-/// assert!(matches!(e, NonceError::InvalidConfig(ref c) if c.field == "counter_digits"));
-/// assert_eq!(NonceManager::new().reserve(0), Err(NonceError::EmptyBatch));
+/// assert!(matches!(e, BuildError::InvalidConfig { field: "policy", .. }));
+/// assert_eq!(e.to_string(), "invalid `policy`: Window(0) is Strict; use Policy::Strict or w >= 1");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
-pub enum NonceError {
-    /// The next nonce would be above the ceiling. Nothing was handed out and
-    /// nothing changed; the ceiling is a hard limit of the API the nonces go to.
-    #[error("the next nonce would exceed the ceiling {ceiling}; nothing was handed out (use a strategy with fewer units per millisecond, or a higher ceiling if the API allows it)")]
-    Overflow {
-        /// The configured ceiling.
-        ceiling: u64,
+pub enum BuildError {
+    /// A setting (or a strategy or policy parameter) is invalid on its own or
+    /// together with another; `reason` says what to change.
+    #[error("invalid `{field}`: {reason}")]
+    InvalidConfig {
+        /// The builder setting at fault, e.g. `"ceiling"`.
+        field: &'static str,
+        /// What is wrong and what to change, one line.
+        reason: String,
     },
-    /// A builder refused its configuration (boxed: keeps `Result<u64, NonceError>`
-    /// small on the hot path).
-    #[error("invalid configuration: {0}")]
-    InvalidConfig(Box<ConfigError>),
-    /// The clock failed where a reading was required (at `build()`).
-    #[error("clock error: {0}")]
-    Clock(#[from] ClockError),
-    /// `reserve(0)`: a batch must hold at least one nonce.
-    #[error("reserve(0): a batch must hold at least one nonce")]
-    EmptyBatch,
-    /// The durable high-water mark could not be read, locked or written
-    /// (see [`NonceManagerBuilder::persist`](crate::NonceManagerBuilder::persist)).
-    /// When it comes from `next()`/`reserve()`, nothing was handed out.
-    #[error("persistence: {0}")]
-    Persist(Box<PersistError>),
-    /// The next nonce would stand for a time more than `max_lead` ahead of the
-    /// clock (see [`NonceManagerBuilder::max_lead`](crate::NonceManagerBuilder::max_lead)):
-    /// the exchange's future bound would reject it. Nothing was handed out;
-    /// slow down, or use a strategy with more units per millisecond.
-    #[error("the next nonce would be {lead_ms} ms ahead of the clock, more than max_lead allows; nothing was handed out (send fewer requests per ms or use Strategy::Hft)")]
-    TooFarAhead {
-        /// How far ahead the nonce would have been, in ms.
-        lead_ms: u64,
+    /// The clock could not be read where `build()` needed it (today's nonce
+    /// against the ceiling, or a restore guard).
+    #[error("the clock could not be read at build time")]
+    Clock(#[source] ClockError),
+    /// The durable mark file could not be opened, locked or decoded.
+    #[error("the durable mark file cannot be used")]
+    Persist(#[source] Box<PersistError>),
+    /// A snapshot given to `restore` was refused: restoring it could reopen a replay.
+    #[error("restore refused: {reason}")]
+    Restore {
+        /// What is wrong with the snapshot, and what to do.
+        reason: String,
     },
-    /// The server said a nonce was too far in the future: this side's clock or
-    /// strategy is wrong (clock ahead, too many units per ms, or a manager that
-    /// ran ahead). Nothing is "fixed" by lowering nonces; fix the cause.
-    #[error("the server refused nonce as too far in the future{}: check this host's clock (NTP), the strategy's units per ms, and the request rate", max_nonce.map(|m| format!(" (it accepts up to {m})")).unwrap_or_default())]
-    ServerSaysTooFarAhead {
-        /// The highest nonce the server accepts now, if it said (nonces are
-        /// positive; `NonZeroU64` keeps `Result<u64, NonceError>` at 24 bytes).
-        max_nonce: Option<std::num::NonZeroU64>,
+    /// A shared store (Redis) could not be reached or is configured unsafely.
+    #[error("the store refused the configuration: {reason}")]
+    Store {
+        /// What the store said or what is unsafe, and what to change.
+        reason: String,
     },
 }
 
-/// What went wrong with a high-water-mark file, which file, and what to do.
-///
-/// ```
-/// use monotonic_nonce::{NonceError, NonceManager};
-/// let dir = std::env::temp_dir().join(format!("mn-doc-corrupt-{}", std::process::id()));
-/// std::fs::create_dir_all(&dir).unwrap();
-/// std::fs::write(dir.join("bot.mark"), b"garbage").unwrap();
-/// match NonceManager::builder().persist(dir.join("bot.mark")).build() {
-///     Err(NonceError::Persist(e)) => {
-///         assert!(e.path.ends_with("bot.mark"));
-///         assert!(e.reason.contains("not a monotonic-nonce mark file"));
-///     }
-///     other => panic!("{other:?}"),
-/// }
-/// # std::fs::remove_dir_all(&dir).unwrap();
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct PersistError {
-    /// The file (or its directory, or its lock file) at fault.
-    pub path: std::path::PathBuf,
-    /// The I/O error kind, when an operating-system call failed.
-    pub kind: Option<std::io::ErrorKind>,
-    /// What happened and what to do about it.
-    pub reason: String,
-}
-
-impl fmt::Display for PersistError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.reason)
-    }
-}
-
-impl NonceError {
+impl BuildError {
     pub(crate) fn config(field: &'static str, reason: impl Into<String>) -> Self {
-        Self::InvalidConfig(Box::new(ConfigError::new(field, reason)))
+        Self::InvalidConfig { field, reason: reason.into() }
+    }
+
+    pub(crate) fn restore(reason: impl Into<String>) -> Self {
+        Self::Restore { reason: reason.into() }
     }
 
     /// A builder's `Duration` as whole milliseconds, or a config error naming `field`.
@@ -156,9 +91,187 @@ impl NonceError {
     }
 }
 
-/// Why a [`NonceValidator`](crate::NonceValidator) refused a nonce. A refused
-/// nonce changes nothing. [`error_body`](Self::error_body) turns it into the
-/// JSON body exchange clients already parse.
+impl From<ClockError> for BuildError {
+    fn from(e: ClockError) -> Self {
+        Self::Clock(e)
+    }
+}
+
+impl From<PersistError> for BuildError {
+    fn from(e: PersistError) -> Self {
+        Self::Persist(Box::new(e))
+    }
+}
+
+/// What [`NonceManager::next`](crate::NonceManager::next), `reserve`,
+/// `advance_past` and `apply_feedback` can return. Whenever one is returned,
+/// nothing was handed out and nothing changed.
+///
+/// ```
+/// use monotonic_nonce::{NonceError, NonceManager};
+/// assert_eq!(NonceManager::new().reserve(0), Err(NonceError::EmptyBatch));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum NonceError {
+    /// The next nonce would be above the ceiling, a hard limit of the API the nonces go to.
+    #[error("the next nonce would exceed the ceiling {ceiling}; use a strategy with fewer units per ms, or a higher ceiling")]
+    Overflow {
+        /// The configured ceiling.
+        ceiling: u64,
+    },
+    /// `reserve(0)`: a batch must hold at least one nonce.
+    #[error("reserve(0): a batch must hold at least one nonce")]
+    EmptyBatch,
+    /// The durable high-water mark could not be written (see
+    /// [`NonceManagerBuilder::persist`](crate::NonceManagerBuilder::persist)).
+    #[error("the durable mark could not be extended; nothing above it is handed out")]
+    Persist(#[source] Box<PersistError>),
+    /// The next nonce would stand for a time more than `max_lead` ahead of the
+    /// clock (see [`NonceManagerBuilder::max_lead`](crate::NonceManagerBuilder::max_lead)).
+    #[error("the next nonce would be {lead_ms} ms ahead of the clock, beyond max_lead; send fewer requests per ms or use Strategy::Hft")]
+    TooFarAhead {
+        /// How far ahead the nonce would have been, in ms.
+        lead_ms: u64,
+    },
+    /// The server said a nonce was too far in the future: this side's clock or
+    /// strategy is wrong. Nothing is "fixed" by lowering nonces; fix the cause.
+    #[error("the server refused the nonce as too far in the future{}; check this host's clock (NTP) and the strategy", max_nonce.map(|m| format!(" (it accepts up to {m})")).unwrap_or_default())]
+    ServerSaysTooFarAhead {
+        /// The highest nonce the server accepts now, if it said (`NonZeroU64`
+        /// keeps `Result<u64, NonceError>` at 24 bytes).
+        max_nonce: Option<std::num::NonZeroU64>,
+    },
+    /// The server said the request's timestamp is outside its time window
+    /// (Binance `-1021`): this host's clock is off; a higher nonce does not help.
+    #[error("the server says this host's clock is outside its time window; sync the clock (NTP) or use OffsetClock")]
+    ServerSaysClockSkew,
+}
+
+/// A high-water-mark file that could not be used: which file, what happened,
+/// and the operating system's error as [`source`](std::error::Error::source).
+///
+/// ```
+/// use monotonic_nonce::{BuildError, NonceManager};
+/// let dir = std::env::temp_dir().join(format!("mn-doc-corrupt-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// std::fs::write(dir.join("bot.mark"), b"garbage").unwrap();
+/// match NonceManager::builder().persist(dir.join("bot.mark")).build() {
+///     Err(BuildError::Persist(e)) => {
+///         assert!(e.path().ends_with("bot.mark"));
+///         assert!(e.reason().contains("not a monotonic-nonce mark file"));
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct PersistError {
+    path: PathBuf,
+    reason: String,
+    source: Option<Arc<io::Error>>,
+}
+
+impl PersistError {
+    pub(crate) fn new(path: &Path, reason: impl Into<String>) -> Self {
+        Self { path: path.to_owned(), reason: reason.into(), source: None }
+    }
+
+    pub(crate) fn io(path: &Path, reason: impl Into<String>, source: io::Error) -> Self {
+        Self { path: path.to_owned(), reason: reason.into(), source: Some(Arc::new(source)) }
+    }
+
+    /// The file (or its directory, or its lock file) at fault.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What happened and what to do about it.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// The I/O error kind, when an operating-system call failed.
+    pub fn kind(&self) -> Option<io::ErrorKind> {
+        self.source.as_ref().map(|e| e.kind())
+    }
+}
+
+impl fmt::Display for PersistError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.reason)
+    }
+}
+
+impl std::error::Error for PersistError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl PartialEq for PersistError {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path && self.reason == other.reason && self.kind() == other.kind()
+    }
+}
+
+impl Eq for PersistError {}
+
+impl Hash for PersistError {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.path.hash(state);
+        self.reason.hash(state);
+        self.kind().hash(state);
+    }
+}
+
+/// Why a validator snapshot could not be saved or loaded (feature `serde`).
+///
+/// ```
+/// use monotonic_nonce::{SnapshotError, ValidatorSnapshot};
+/// let r = ValidatorSnapshot::<String>::load("/nonexistent/snapshot.json");
+/// assert!(matches!(r, Err(SnapshotError::Io { .. })));
+/// ```
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// The file could not be read or written.
+    #[error("{}: cannot {doing} the snapshot", path.display())]
+    Io {
+        /// The snapshot file.
+        path: PathBuf,
+        /// What was being done: `"read"`, `"write"`.
+        doing: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is not a complete snapshot (truncated, corrupt, another format).
+    #[error("{}: not a complete validator snapshot; restore an older one or start with a max_future guard", path.display())]
+    Format {
+        /// The snapshot file.
+        path: PathBuf,
+        /// The decoder's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The file was written by a format version this build does not read.
+    #[error("{}: snapshot format version {found}, this build reads version {expected}", path.display())]
+    Version {
+        /// The snapshot file.
+        path: PathBuf,
+        /// The version in the file.
+        found: u32,
+        /// The version this build reads.
+        expected: u32,
+    },
+}
+
+/// Why a validator refused a nonce. A refused nonce changes nothing.
+/// [`error_body`](Self::error_body) turns it into the JSON body exchange
+/// clients already parse (see [`protocol`](crate::protocol)).
 ///
 /// # Example
 /// ```
@@ -167,7 +280,6 @@ impl NonceError {
 /// v.validate(&1u32, 1_704_067_200_000)?;
 /// let err = v.validate(&1u32, 1_704_067_199_000).unwrap_err();
 /// assert_eq!(err, Rejection::TooLow { last_nonce: 1_704_067_200_000, attempted_nonce: 1_704_067_199_000 });
-/// assert_eq!(err.error_body().error.details.last_nonce, Some(1_704_067_200_000));
 /// # Ok::<(), Rejection>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
@@ -182,10 +294,12 @@ pub enum Rejection {
         /// The refused nonce.
         attempted_nonce: u64,
     },
-    /// Below what the policy can still accept; use a nonce above `last_nonce`.
-    #[error("nonce {attempted_nonce} is too low: the last nonce is {last_nonce}")]
+    /// Below what the policy (or a floor) can still accept; any nonce above
+    /// `last_nonce` is past everything that refused this one.
+    #[error("nonce {attempted_nonce} is too low: use a nonce above {last_nonce}")]
     TooLow {
-        /// The highest nonce accepted for the account (or the eviction floor for an untracked one).
+        /// A value to move past: the highest accepted nonce or the floor that
+        /// refused this one, whichever is higher.
         last_nonce: u64,
         /// The refused nonce.
         attempted_nonce: u64,
@@ -219,126 +333,80 @@ pub enum Rejection {
     },
     /// Time bounds are set and the server clock could not be read: the
     /// validator fails closed rather than skip the bound.
-    #[error("the server clock is unavailable ({0}); the time bound cannot be checked")]
-    ClockUnavailable(ClockError),
+    #[error("the server clock is unavailable, so the time bound cannot be checked")]
+    ClockUnavailable(#[source] ClockError),
+    /// The shared store could not answer (connection lost, timeout, script
+    /// error, or the validator was closed): nothing was accepted (fail closed).
+    #[error("the nonce store is unavailable ({reason}); nothing was accepted")]
+    Unavailable {
+        /// What failed, for logs.
+        reason: String,
+    },
+    /// The account key is longer than the store accepts.
+    #[error("the account key is {len} bytes, more than the {max} the store accepts")]
+    AccountTooLong {
+        /// The key's length in bytes.
+        len: usize,
+        /// The longest key accepted.
+        max: usize,
+    },
 }
 
-/// The JSON error body of a [`Rejection`], in the shape exchange clients parse:
-/// `{"status":"error","error":{"code":"VALIDATION_ERROR","message":"Nonce already used","details":{"lastNonce":..,"attemptedNonce":..}}}`.
-/// Serializable with the `serde` feature (absent details are omitted).
-///
-/// # Example
-/// ```
-/// use monotonic_nonce::Rejection;
-/// let body = Rejection::AlreadyUsed { last_nonce: 7, attempted_nonce: 5 }.error_body();
-/// assert_eq!(body.status, "error");
-/// assert_eq!(body.error.code, "VALIDATION_ERROR");
-/// assert_eq!(body.error.message, "Nonce already used");
-/// assert_eq!(body.error.details.attempted_nonce, Some(5));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct ErrorBody {
-    /// Always `"error"`.
-    pub status: String,
-    /// What went wrong.
-    pub error: ErrorInfo,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The `error` object of an [`ErrorBody`].
-///
-/// ```
-/// use monotonic_nonce::Rejection;
-/// let info = Rejection::NotPositive.error_body().error;
-/// assert_eq!((info.code.as_str(), info.message.as_str()), ("VALIDATION_ERROR", "Nonce must be a positive integer"));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct ErrorInfo {
-    /// `"VALIDATION_ERROR"` for a refused nonce, `"SERVER_ERROR"` when the server clock failed.
-    pub code: String,
-    /// A short human message, e.g. `"Nonce already used"`.
-    pub message: String,
-    /// The numbers a client needs to resynchronise.
-    pub details: ErrorDetails,
-}
+    /// A compile-time check: `next()`'s error has only run-time variants. A
+    /// configuration or build-time variant added here breaks this exhaustive
+    /// match (inside the crate `#[non_exhaustive]` does not apply).
+    fn run_time_only(e: &NonceError) -> &'static str {
+        match e {
+            NonceError::Overflow { .. } => "overflow",
+            NonceError::EmptyBatch => "empty batch",
+            NonceError::Persist(_) => "persist",
+            NonceError::TooFarAhead { .. } => "too far ahead",
+            NonceError::ServerSaysTooFarAhead { .. } => "server: too far ahead",
+            NonceError::ServerSaysClockSkew => "server: clock skew",
+        }
+    }
 
-/// The `details` object of an [`ErrorBody`]; camelCase in JSON, absent fields omitted.
-///
-/// ```
-/// use monotonic_nonce::Rejection;
-/// let d = Rejection::TooOld { min_nonce: 10, attempted_nonce: 3 }.error_body().error.details;
-/// assert_eq!((d.min_nonce, d.attempted_nonce, d.last_nonce), (Some(10), Some(3), None));
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
-pub struct ErrorDetails {
-    /// The highest nonce the server accepted for the account, when it has one.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
-    pub last_nonce: Option<u64>,
-    /// The refused nonce.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
-    pub attempted_nonce: Option<u64>,
-    /// The highest nonce the future bound accepts now.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
-    pub max_nonce: Option<u64>,
-    /// The lowest nonce the past bound accepts now.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
-    pub min_nonce: Option<u64>,
-    /// The ceiling the server accepts.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
-    pub ceiling: Option<u64>,
-}
+    #[test]
+    fn next_errors_have_no_configuration_variant() {
+        assert_eq!(run_time_only(&NonceError::EmptyBatch), "empty batch");
+        assert!(std::mem::size_of::<Result<u64, NonceError>>() <= 24);
+    }
 
-impl Rejection {
-    /// The JSON error body for this rejection (`lastNonce` included when the
-    /// variant carries it; [`NonceValidator::error_body`](crate::NonceValidator::error_body)
-    /// fills it in for the others from the account's state).
-    ///
-    /// ```
-    /// use monotonic_nonce::Rejection;
-    /// let body = Rejection::AlreadyUsed { last_nonce: 9, attempted_nonce: 9 }.error_body();
-    /// assert_eq!(body.status, "error");
-    /// assert_eq!(body.error.details.last_nonce, Some(9));
-    /// ```
-    pub fn error_body(&self) -> ErrorBody {
-        let mut details = ErrorDetails::default();
-        let (code, message) = match *self {
-            Rejection::AlreadyUsed { last_nonce, attempted_nonce } => {
-                details.last_nonce = Some(last_nonce);
-                details.attempted_nonce = Some(attempted_nonce);
-                ("VALIDATION_ERROR", "Nonce already used")
-            }
-            Rejection::TooLow { last_nonce, attempted_nonce } => {
-                details.last_nonce = Some(last_nonce);
-                details.attempted_nonce = Some(attempted_nonce);
-                ("VALIDATION_ERROR", "Nonce too low")
-            }
-            Rejection::TooFarInFuture { max_nonce, attempted_nonce } => {
-                details.max_nonce = Some(max_nonce);
-                details.attempted_nonce = Some(attempted_nonce);
-                ("VALIDATION_ERROR", "Nonce too far in the future")
-            }
-            Rejection::TooOld { min_nonce, attempted_nonce } => {
-                details.min_nonce = Some(min_nonce);
-                details.attempted_nonce = Some(attempted_nonce);
-                ("VALIDATION_ERROR", "Nonce too old")
-            }
-            Rejection::NotPositive => {
-                details.attempted_nonce = Some(0);
-                ("VALIDATION_ERROR", "Nonce must be a positive integer")
-            }
-            Rejection::AboveCeiling { ceiling, attempted_nonce } => {
-                details.ceiling = Some(ceiling);
-                details.attempted_nonce = Some(attempted_nonce);
-                ("VALIDATION_ERROR", "Nonce above the maximum")
-            }
-            Rejection::ClockUnavailable(_) => ("SERVER_ERROR", "Server clock unavailable"),
-        };
-        ErrorBody {
-            status: "error".to_owned(),
-            error: ErrorInfo { code: code.to_owned(), message: message.to_owned(), details },
+    fn assert_error<E: std::error::Error + Send + Sync + 'static>() {}
+
+    #[test]
+    fn every_public_error_is_an_error_send_sync_static() {
+        assert_error::<BuildError>();
+        assert_error::<NonceError>();
+        assert_error::<PersistError>();
+        assert_error::<ClockError>();
+        assert_error::<Rejection>();
+        #[cfg(feature = "serde")]
+        assert_error::<SnapshotError>();
+    }
+
+    #[test]
+    fn each_cause_is_printed_once_on_one_line() {
+        let io = io::Error::new(io::ErrorKind::PermissionDenied, "denied by the test");
+        let e = BuildError::from(PersistError::io(Path::new("/x/m"), "cannot lock the mark file", io));
+        let mut chain = vec![e.to_string()];
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            chain.push(c.to_string());
+            cause = c.source();
+        }
+        assert_eq!(
+            chain,
+            ["the durable mark file cannot be used", "/x/m: cannot lock the mark file", "denied by the test"]
+        );
+        let clock = BuildError::Clock(ClockError::Injected);
+        assert!(!clock.to_string().contains("manual clock"), "the cause is printed by source(), not twice");
+        for text in chain {
+            assert!(!text.contains('\n'), "{text}");
         }
     }
 }

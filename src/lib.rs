@@ -33,7 +33,7 @@
 //! all.sort_unstable();
 //! all.dedup();
 //! assert_eq!(all.len(), 400); // unique across threads
-//! # Ok::<(), monotonic_nonce::NonceError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # Strategies
@@ -86,12 +86,14 @@
 //! raised and read under the lock of the shard that holds the evicted key.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod batch;
 mod clock;
 mod error;
 mod manager;
 mod persist;
+pub mod protocol;
 mod recovery;
 mod strategy;
 mod sync;
@@ -99,17 +101,22 @@ mod validator;
 
 pub use batch::{NonceBatch, NonceBatchIter};
 pub use clock::{Clock, CoarseClock, ManualClock, OffsetClock, SystemClock};
-pub use error::{ClockError, ConfigError, ErrorBody, ErrorDetails, ErrorInfo, NonceError, PersistError, Rejection};
+#[cfg(feature = "serde")]
+pub use error::SnapshotError;
+pub use error::{BuildError, ClockError, NonceError, PersistError, Rejection};
 pub use manager::{HistoryEntry, NonceManager, NonceManagerBuilder};
+#[cfg(feature = "serde")]
+pub use protocol::serde_str;
 pub use recovery::{retry_with_nonce, retry_with_nonce_async, NonceFeedback, RetryError, RetryPolicy};
-pub use strategy::{Strategy, I64_MAX, JS_SAFE_MAX};
+pub use strategy::{Strategy, TimeScale, I64_MAX, JS_SAFE_MAX};
 pub use validator::{
-    AccountSnapshot, NonceValidator, NonceValidatorBuilder, Policy, ValidatorSnapshot, MAX_HIGHEST_K, MAX_WINDOW,
+    AccountSnapshot, DefaultHashBuilder, NonceValidator, NonceValidatorBuilder, Policy, StateSnapshot, Stats,
+    ValidatorSnapshot, MAX_HIGHEST_K, MAX_WINDOW, SNAPSHOT_VERSION,
 };
 
-/// Internals for the fuzz crate (`fuzz/`), behind the `fuzzing` feature.
-/// Not part of the public API: no stability promise, may change in any release.
-#[cfg(feature = "fuzzing")]
+/// Internals for the fuzz crate (`fuzz/`), compiled only when cargo-fuzz sets
+/// `--cfg fuzzing`. Not part of the public API.
+#[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::validator::window::{ring_words, Window, WindowVerdict};

@@ -1,85 +1,122 @@
 //! The durable high-water mark of a [`NonceManager`](crate::NonceManager):
-//! one small file, replaced atomically (temp file, `fsync`, rename, `fsync` of
-//! the directory), guarded by an advisory lock on a sibling `.lock` file.
+//! the file format, the lock that keeps one manager per file, and the whole
+//! cross-the-mark protocol ([`DurableMark`]): no nonce above the mark on disk
+//! is ever handed out; the thread that needs more writes a new mark first.
 //!
-//! Format (32 bytes, little-endian): magic `MNONCEHW`, version `u32`,
-//! reserved `u32` (0), the mark `u64`, and an FNV-1a 64 checksum of the
-//! first 24 bytes.
+//! Format v2 (40 bytes, little-endian): magic `MNONCEHW`, version `u32` (2),
+//! reserved `u32` (0), the mark `u64`, the strategy's nonce units per ms `u64`,
+//! and an FNV-1a 64 checksum of the first 32 bytes. Version 1 (32 bytes, no
+//! units) is still read; the next write upgrades it.
+//!
+//! The file is replaced atomically (temp file, `fsync`, rename, `fsync` of the
+//! directory). The path is resolved (symlinks included) before anything is
+//! derived from it, and before each write the manager checks that the lock
+//! file it holds is still the one at `<path>.lock` (device and inode): if it
+//! was deleted or replaced, another manager may have built on the same mark,
+//! so nothing above the mark is handed out any more.
 
-use crate::error::{NonceError, PersistError};
+use crate::error::{BuildError, NonceError, PersistError};
+use crate::strategy::TimeScale;
+use crate::sync::{AtomicU64, Mutex, Ordering};
+use crossbeam_utils::CachePadded;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: [u8; 8] = *b"MNONCEHW";
-/// The file format version this build reads and writes.
-pub(crate) const VERSION: u32 = 1;
-const LEN: usize = 32;
+/// The file format version this build writes.
+pub(crate) const VERSION: u32 = 2;
+const LEN_V1: usize = 32;
+const LEN: usize = 40;
 
 const WHAT_TO_DO: &str = "restore the file from a backup, or delete it and pass \
-    .start_after(n) with n at least the highest nonce ever sent with this key, so no nonce is reused";
+    .start_after(n) with n at least the highest nonce ever sent with this key";
 
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
-fn encode(mark: u64) -> [u8; LEN] {
+fn encode(mark: u64, scale: TimeScale) -> [u8; LEN] {
     let mut out = [0u8; LEN];
     out[..8].copy_from_slice(&MAGIC);
     out[8..12].copy_from_slice(&VERSION.to_le_bytes());
     // 12..16 reserved, zero
     out[16..24].copy_from_slice(&mark.to_le_bytes());
-    let sum = fnv1a(&out[..24]);
-    out[24..].copy_from_slice(&sum.to_le_bytes());
+    out[24..32].copy_from_slice(&scale.units_per_ms().to_le_bytes());
+    let sum = fnv1a(&out[..32]);
+    out[32..].copy_from_slice(&sum.to_le_bytes());
     out
 }
 
-fn error(path: &Path, kind: Option<io::ErrorKind>, reason: impl Into<String>) -> NonceError {
-    NonceError::Persist(Box::new(PersistError { path: path.to_owned(), kind, reason: reason.into() }))
-}
-
-fn io_error(path: &Path, doing: &str, e: &io::Error) -> NonceError {
-    error(path, Some(e.kind()), format!("cannot {doing}: {e}"))
-}
-
-fn word(bytes: &[u8], at: usize) -> [u8; 8] {
+fn word(bytes: &[u8], at: usize) -> u64 {
     let mut w = [0u8; 8];
     w.copy_from_slice(&bytes[at..at + 8]);
-    w
+    u64::from_le_bytes(w)
 }
 
-/// The mark stored in `bytes`, read from `path`; every malformation is an error
+/// What a mark file holds: the mark, and the time scale that wrote it (`None`: a version 1 file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stored {
+    pub(crate) mark: u64,
+    pub(crate) units_per_ms: Option<u64>,
+}
+
+/// The content of `bytes`, read from `path`; every malformation is an error
 /// that names the file and says what to do.
-fn decode(path: &Path, bytes: &[u8]) -> Result<u64, NonceError> {
+fn decode(path: &Path, bytes: &[u8]) -> Result<Stored, PersistError> {
+    let bad = |what: String| PersistError::new(path, format!("{what}; {WHAT_TO_DO}"));
     if bytes.is_empty() {
-        return Err(error(
-            path,
-            None,
-            format!("the mark file is empty (a crash before its first write completed?); {WHAT_TO_DO}"),
-        ));
+        return Err(bad("the mark file is empty (a crash before its first write completed?)".into()));
     }
-    if bytes.len() != LEN || bytes[..8] != MAGIC {
-        let what = if bytes.len() >= 8 && bytes[..8] == MAGIC {
-            "truncated or padded"
-        } else {
-            "not a monotonic-nonce mark file"
-        };
-        return Err(error(path, None, format!("{what} ({} bytes, expected {LEN}); {WHAT_TO_DO}", bytes.len())));
+    if bytes.len() < 12 || bytes[..8] != MAGIC {
+        return Err(bad(format!("not a monotonic-nonce mark file ({} bytes)", bytes.len())));
     }
     let mut v = [0u8; 4];
     v.copy_from_slice(&bytes[8..12]);
-    let version = u32::from_le_bytes(v);
-    if version != VERSION {
-        return Err(error(
-            path,
-            None,
-            format!("format version {version}, but this build reads version {VERSION}; use the monotonic-nonce release that wrote it, or {WHAT_TO_DO}"),
-        ));
+    let (version, len) = match u32::from_le_bytes(v) {
+        1 => (1, LEN_V1),
+        VERSION => (VERSION, LEN),
+        other => {
+            return Err(bad(format!(
+            "format version {other}, but this build reads versions 1 and {VERSION}; use the release that wrote it, or"
+        )))
+        }
+    };
+    if bytes.len() != len {
+        return Err(bad(format!("truncated or padded ({} bytes, expected {len})", bytes.len())));
     }
-    if u64::from_le_bytes(word(bytes, 24)) != fnv1a(&bytes[..24]) {
-        return Err(error(path, None, format!("checksum mismatch: the file is corrupt; {WHAT_TO_DO}")));
+    if word(bytes, len - 8) != fnv1a(&bytes[..len - 8]) {
+        return Err(bad("checksum mismatch: the file is corrupt".into()));
     }
-    Ok(u64::from_le_bytes(word(bytes, 16)))
+    Ok(Stored { mark: word(bytes, 16), units_per_ms: (version == VERSION).then(|| word(bytes, 24)) })
+}
+
+/// `path` with its directory resolved (symlinks included), so that two names
+/// of one file get one lock. A dangling link or an unreadable directory is an error.
+fn resolve(path: &Path) -> Result<PathBuf, PersistError> {
+    let name = match path.file_name() {
+        Some(name) if !path.as_os_str().is_empty() => name.to_owned(),
+        _ => return Err(PersistError::new(path, "not a file path; give persist() a file name such as bot.mark")),
+    };
+    if fs::symlink_metadata(path).is_ok() {
+        return fs::canonicalize(path)
+            .map_err(|e| PersistError::io(path, "cannot resolve the path (a symlink to a missing directory?)", e));
+    }
+    let dir = parent_dir(path);
+    let dir = fs::canonicalize(&dir).map_err(|e| PersistError::io(&dir, "cannot open the mark file's directory", e))?;
+    Ok(dir.join(name))
+}
+
+/// The identity (device, inode) of a file, where the platform has one.
+#[cfg(unix)]
+fn identity(meta: &fs::Metadata) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    Some((meta.dev(), meta.ino()))
+}
+
+#[cfg(not(unix))]
+fn identity(_meta: &fs::Metadata) -> Option<(u64, u64)> {
+    None
 }
 
 /// An open, locked mark file.
@@ -88,8 +125,12 @@ pub(crate) struct MarkFile {
     path: PathBuf,
     tmp: PathBuf,
     dir: PathBuf,
+    lock_path: PathBuf,
+    /// The lock file's identity when it was locked.
+    lock_id: Option<(u64, u64)>,
     /// Held for the manager's lifetime: the advisory lock lives as long as this handle.
     _lock: File,
+    scale: TimeScale,
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -99,56 +140,143 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 }
 
 impl MarkFile {
-    /// Locks `path` for this process and reads its mark (`None`: no file yet, a new manager).
-    pub(crate) fn open(path: &Path) -> Result<(Self, Option<u64>), NonceError> {
-        let dir = parent_dir(path);
-        let lock_path = with_suffix(path, ".lock");
+    /// Locks `path` for this process and reads its content (`None`: no file yet).
+    pub(crate) fn open(path: &Path, scale: TimeScale) -> Result<(Self, Option<Stored>), PersistError> {
+        let path = resolve(path)?;
+        let dir = parent_dir(&path);
+        let lock_path = with_suffix(&path, ".lock");
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&lock_path)
-            .map_err(|e| io_error(&lock_path, "create the lock file next to the mark file", &e))?;
+            .map_err(|e| PersistError::io(&lock_path, "cannot create the lock file next to the mark file", e))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                return Err(error(
+                return Err(PersistError::new(
                     &lock_path,
-                    Some(io::ErrorKind::WouldBlock),
-                    "another NonceManager (in this or another process) already persists to this file; \
-                     give each manager its own file, or share one manager",
+                    "another NonceManager already persists to this file; give each manager its own file, or share one",
                 ))
             }
-            Err(TryLockError::Error(e)) => return Err(io_error(&lock_path, "lock the mark file", &e)),
+            Err(TryLockError::Error(e)) => return Err(PersistError::io(&lock_path, "cannot lock the mark file", e)),
         }
-        let mark = match fs::read(path) {
-            Ok(bytes) => Some(decode(path, &bytes)?),
+        let lock_id = lock.metadata().ok().as_ref().and_then(identity);
+        let stored = match fs::read(&path) {
+            Ok(bytes) => Some(decode(&path, &bytes)?),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(io_error(path, &format!("read the mark file ({WHAT_TO_DO})"), &e)),
+            Err(e) => return Err(PersistError::io(&path, format!("cannot read the mark file ({WHAT_TO_DO})"), e)),
         };
-        Ok((Self { path: path.to_owned(), tmp: with_suffix(path, ".tmp"), dir, _lock: lock }, mark))
+        let tmp = with_suffix(&path, ".tmp");
+        Ok((Self { path, tmp, dir, lock_path, lock_id, _lock: lock, scale }, stored))
     }
 
     /// Makes `mark` durable: temp file, `fsync`, rename over the old file, `fsync` the directory.
-    pub(crate) fn write(&mut self, mark: u64) -> Result<(), NonceError> {
-        write_atomically(&self.path, &self.tmp, &self.dir, &encode(mark))
+    /// Refused when the lock file is no longer the one this manager locked.
+    pub(crate) fn write(&mut self, mark: u64) -> Result<(), PersistError> {
+        if let Some(held) = self.lock_id {
+            let now = fs::metadata(&self.lock_path).ok().as_ref().and_then(identity);
+            if now != Some(held) {
+                return Err(PersistError::new(
+                    &self.lock_path,
+                    "the lock file was deleted or replaced while this manager held it, so another manager may \
+                     use the same mark; nothing above the mark is handed out. Restart the process",
+                ));
+            }
+        }
+        write_atomically(&self.path, &self.tmp, &self.dir, &encode(mark, self.scale))
+    }
+}
+
+/// The durable mark as the hot path sees it: the value known to be on disk,
+/// and the writer that extends it.
+#[derive(Debug)]
+pub(crate) struct DurableMark {
+    /// The mark known to be on disk: no nonce above it is handed out.
+    mark: CachePadded<AtomicU64>,
+    /// How far past the nonce that crosses the mark the next mark is set, in nonce units.
+    lease: u64,
+    /// The file; its lock also makes one thread write while the others wait (parked, not spinning).
+    file: Mutex<MarkFile>,
+}
+
+impl DurableMark {
+    /// Opens the file at `path` for a manager with time scale `scale`, and
+    /// returns the mark it holds (`None`: a new file).
+    ///
+    /// # Errors
+    /// The file cannot be resolved, locked, read or decoded, or it was
+    /// written by a strategy with another time scale.
+    pub(crate) fn open(path: &Path, scale: TimeScale, lease: u64) -> Result<(Self, Option<u64>), BuildError> {
+        if path.as_os_str().is_empty() {
+            return Err(BuildError::config("persist", "the path is empty; give a file such as bot.mark"));
+        }
+        let (file, stored) = MarkFile::open(path, scale)?;
+        if let Some(Stored { units_per_ms: Some(units), mark }) = stored {
+            if units != scale.units_per_ms() {
+                return Err(BuildError::config(
+                    "persist",
+                    format!(
+                        "{} was written by a strategy with {units} nonce units per ms, this one has {}; to switch, \
+                         delete the file and pass .start_after({mark}) (its mark), or a larger nonce, to the new manager",
+                        file.path.display(),
+                        scale.units_per_ms()
+                    ),
+                ));
+            }
+        }
+        let mark = stored.map(|s| s.mark);
+        let durable = Self { mark: CachePadded::new(AtomicU64::new(0)), lease, file: Mutex::new(file) };
+        Ok((durable, mark))
+    }
+
+    /// Sets the starting mark (at `build()`, before the manager is shared):
+    /// nothing at or below it needs a write.
+    pub(crate) fn start_at(self, mark: u64) -> Self {
+        // Relaxed: the manager is not shared yet.
+        self.mark.store(mark, Ordering::Relaxed);
+        self
+    }
+
+    /// The mark known to be on disk.
+    #[inline]
+    pub(crate) fn mark(&self) -> u64 {
+        // Relaxed: the mark is stored only after its fsync returned, so any value
+        // read here is already on disk; no other memory is published with it.
+        self.mark.load(Ordering::Relaxed)
+    }
+
+    /// Makes the durable mark at least `needed` (capped at `ceiling`): one
+    /// thread writes, the others wait on the file's lock (parked) and find the
+    /// work done.
+    #[cold]
+    pub(crate) fn extend(&self, needed: u64, ceiling: u64) -> Result<(), NonceError> {
+        let mut file = self.file.lock();
+        if self.mark() >= needed {
+            return Ok(());
+        }
+        let mark = needed.saturating_add(self.lease).min(ceiling);
+        file.write(mark).map_err(|e| NonceError::Persist(Box::new(e)))?;
+        // Relaxed: stored after the fsync returned (see `mark`); readers need no other memory.
+        self.mark.store(mark, Ordering::Relaxed);
+        Ok(())
     }
 }
 
 /// Replaces `path` with `bytes` so that a crash leaves either the old or the
 /// new content: write `tmp`, `fsync` it, rename it over `path`, `fsync` `dir`.
-pub(crate) fn write_atomically(path: &Path, tmp: &Path, dir: &Path, bytes: &[u8]) -> Result<(), NonceError> {
-    let mut f = File::create(tmp).map_err(|e| io_error(tmp, "create the temporary file", &e))?;
-    f.write_all(bytes).map_err(|e| io_error(tmp, "write the temporary file", &e))?;
-    f.sync_all().map_err(|e| io_error(tmp, "fsync the temporary file", &e))?;
+pub(crate) fn write_atomically(path: &Path, tmp: &Path, dir: &Path, bytes: &[u8]) -> Result<(), PersistError> {
+    let mut f = File::create(tmp).map_err(|e| PersistError::io(tmp, "cannot create the temporary file", e))?;
+    f.write_all(bytes).map_err(|e| PersistError::io(tmp, "cannot write the temporary file", e))?;
+    f.sync_all().map_err(|e| PersistError::io(tmp, "cannot fsync the temporary file", e))?;
     drop(f);
-    fs::rename(tmp, path).map_err(|e| io_error(path, "rename the new file over the old", &e))?;
+    fs::rename(tmp, path).map_err(|e| PersistError::io(path, "cannot rename the new file over the old", e))?;
     sync_dir(dir)
 }
 
 /// [`write_atomically`] with the temp file `<path>.tmp` next to `path`.
 #[cfg(feature = "serde")]
-pub(crate) fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), NonceError> {
+pub(crate) fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
     write_atomically(path, &with_suffix(path, ".tmp"), &parent_dir(path), bytes)
 }
 
@@ -159,19 +287,15 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// A persistence error about `path` (for callers outside this module).
-#[cfg(feature = "serde")]
-pub(crate) fn persist_error(path: &Path, kind: Option<io::ErrorKind>, reason: impl Into<String>) -> NonceError {
-    error(path, kind, reason)
-}
-
 #[cfg(unix)]
-fn sync_dir(dir: &Path) -> Result<(), NonceError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_error(dir, "fsync the directory of the mark file", &e))
+fn sync_dir(dir: &Path) -> Result<(), PersistError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| PersistError::io(dir, "cannot fsync the directory of the file", e))
 }
 
 #[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> Result<(), NonceError> {
+fn sync_dir(_dir: &Path) -> Result<(), PersistError> {
     // Directories cannot be opened for fsync here; the rename is durable once the OS flushes its metadata.
     Ok(())
 }
@@ -182,14 +306,29 @@ mod tests {
 
     #[test]
     fn encode_then_decode_round_trips() {
+        let scale = TimeScale::new(1_000).unwrap();
         for mark in [0, 1, 1_704_067_200_000, u64::MAX] {
-            assert_eq!(decode(Path::new("m"), &encode(mark)).unwrap(), mark);
+            assert_eq!(
+                decode(Path::new("m"), &encode(mark, scale)).unwrap(),
+                Stored { mark, units_per_ms: Some(1_000) }
+            );
         }
     }
 
     #[test]
+    fn version_1_files_are_still_read() {
+        let mut v1 = [0u8; LEN_V1];
+        v1[..8].copy_from_slice(&MAGIC);
+        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+        v1[16..24].copy_from_slice(&77u64.to_le_bytes());
+        let sum = fnv1a(&v1[..24]);
+        v1[24..].copy_from_slice(&sum.to_le_bytes());
+        assert_eq!(decode(Path::new("m"), &v1).unwrap(), Stored { mark: 77, units_per_ms: None });
+    }
+
+    #[test]
     fn every_single_byte_flip_is_detected() {
-        let good = encode(1_704_067_200_000);
+        let good = encode(1_704_067_200_000, TimeScale::MILLIS);
         for i in 0..LEN {
             let mut bad = good;
             bad[i] ^= 0x20;

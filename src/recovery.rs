@@ -4,12 +4,18 @@
 //! ([`retry_with_nonce`], [`retry_with_nonce_async`]).
 
 use crate::clock::Clock;
-use crate::error::{ErrorBody, NonceError, Rejection};
+use crate::error::{NonceError, Rejection};
 use crate::manager::NonceManager;
 use std::fmt;
 use std::future::Future;
 
 /// What a server said about a refused nonce, reduced to what the client can act on.
+///
+/// With the `serde` feature, deserializing a `NonceFeedback` reads a server's
+/// error body, whatever its shape: the crate's own [`ErrorBody`](crate::protocol::ErrorBody)
+/// (`lastNonce` as a number or a decimal string, extra fields ignored) and the
+/// nonce and clock errors of Kraken, Binance, Bitfinex and Hyperliquid; a body
+/// that is not about a nonce is `Other`.
 ///
 /// ```
 /// use monotonic_nonce::{NonceFeedback, Rejection};
@@ -17,20 +23,22 @@ use std::future::Future;
 /// let f = NonceFeedback::from(&r);
 /// assert_eq!(f, NonceFeedback::AlreadyUsed { last_nonce: Some(42) });
 /// assert!(f.is_recoverable());
-/// assert!(!NonceFeedback::Other.is_recoverable());
+/// # #[cfg(feature = "serde")] {
+/// let body = r#"{"error":["EAPI:Invalid nonce"],"result":{}}"#; // Kraken
+/// assert_eq!(serde_json::from_str::<NonceFeedback>(body).unwrap(), NonceFeedback::TooLow { last_nonce: None });
+/// # }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum NonceFeedback {
     /// This exact nonce was used before.
     AlreadyUsed {
-        /// The highest nonce the server has seen for the key, if it said.
+        /// A nonce the server has seen for the key (move past it), if it said.
         last_nonce: Option<u64>,
     },
     /// The nonce is below what the server still accepts.
     TooLow {
-        /// The highest nonce the server has seen for the key, if it said.
+        /// A nonce to move past, if the server said.
         last_nonce: Option<u64>,
     },
     /// The nonce stands for a time too far ahead of the server's clock.
@@ -38,7 +46,11 @@ pub enum NonceFeedback {
         /// The highest nonce the server accepts now, if it said.
         max_nonce: Option<u64>,
     },
-    /// Any other refusal (too old, not positive, above the ceiling, not a nonce problem).
+    /// The request's timestamp is outside the server's time window (Binance
+    /// `-1021`): this host's clock is off. Not a nonce to skip past.
+    ClockSkew,
+    /// Any other refusal (too old, not positive, above the ceiling, the store
+    /// unavailable, not a nonce problem).
     Other,
 }
 
@@ -53,68 +65,14 @@ impl From<&Rejection> for NonceFeedback {
     }
 }
 
-impl From<&ErrorBody> for NonceFeedback {
-    fn from(body: &ErrorBody) -> Self {
-        let d = &body.error.details;
-        Self::classify(&body.error.message, d.last_nonce, d.max_nonce)
-    }
-}
-
 impl NonceFeedback {
-    /// Classifies a server's error message (case-insensitive), with the numbers it sent.
-    fn classify(message: &str, last_nonce: Option<u64>, max_nonce: Option<u64>) -> Self {
-        let m = message.to_ascii_lowercase();
-        if !m.contains("nonce") {
-            return Self::Other;
-        }
-        if m.contains("future") || m.contains("too high") || m.contains("too far") {
-            Self::TooFarInFuture { max_nonce }
-        } else if m.contains("already used") || m.contains("duplicate") || m.contains("reused") {
-            Self::AlreadyUsed { last_nonce }
-        } else if m.contains("too low")
-            || m.contains("too small")
-            || m.contains("invalid nonce")
-            || m.contains("bad nonce")
-        {
-            Self::TooLow { last_nonce }
-        } else {
-            Self::Other
-        }
-    }
-
-    /// Reads the feedback from an exchange error body: the shape
-    /// [`Rejection::error_body`] produces, and the same shape from real servers,
-    /// whose `lastNonce`/`maxNonce` may be JSON numbers or decimal strings.
-    /// `None` when the text is not such a body.
-    ///
-    /// ```
-    /// use monotonic_nonce::NonceFeedback;
-    /// let body = r#"{"status":"error","error":{"code":"VALIDATION_ERROR","message":"Nonce too low",
-    ///               "details":{"lastNonce":"1704067200000","attemptedNonce":1704067199000}}}"#;
-    /// assert_eq!(NonceFeedback::from_json(body), Some(NonceFeedback::TooLow { last_nonce: Some(1_704_067_200_000) }));
-    /// ```
-    #[cfg(feature = "serde")]
-    pub fn from_json(text: &str) -> Option<Self> {
-        let v: serde_json::Value = serde_json::from_str(text).ok()?;
-        let error = v.get("error")?;
-        let message = error.get("message")?.as_str()?;
-        let details = error.get("details");
-        let number = |key: &str| -> Option<u64> {
-            match details?.get(key)? {
-                serde_json::Value::Number(n) => n.as_u64(),
-                serde_json::Value::String(s) => s.trim().parse().ok(),
-                _ => None,
-            }
-        };
-        Some(Self::classify(message, number("lastNonce"), number("maxNonce")))
-    }
-
     /// Whether retrying with a fresh nonce can help.
     ///
     /// ```
     /// use monotonic_nonce::NonceFeedback;
     /// assert!(NonceFeedback::TooLow { last_nonce: None }.is_recoverable());
     /// assert!(!NonceFeedback::TooFarInFuture { max_nonce: None }.is_recoverable());
+    /// assert!(!NonceFeedback::ClockSkew.is_recoverable());
     /// ```
     pub fn is_recoverable(&self) -> bool {
         matches!(self, Self::AlreadyUsed { .. } | Self::TooLow { .. })
@@ -137,7 +95,7 @@ impl<C: Clock> NonceManager<C> {
     /// m.apply_feedback(&NonceFeedback::TooLow { last_nonce: Some(9_000) })?;
     /// assert_eq!(m.next()?, 9_001);
     /// assert!(m.apply_feedback(&NonceFeedback::TooFarInFuture { max_nonce: None }).is_err());
-    /// # Ok::<(), monotonic_nonce::NonceError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn apply_feedback(&self, feedback: &NonceFeedback) -> Result<(), NonceError> {
         match *feedback {
@@ -147,6 +105,7 @@ impl<C: Clock> NonceManager<C> {
             NonceFeedback::TooFarInFuture { max_nonce } => {
                 Err(NonceError::ServerSaysTooFarAhead { max_nonce: max_nonce.and_then(std::num::NonZeroU64::new) })
             }
+            NonceFeedback::ClockSkew => Err(NonceError::ServerSaysClockSkew),
             _ => Ok(()),
         }
     }
@@ -157,14 +116,26 @@ impl<C: Clock> NonceManager<C> {
 /// ```
 /// use monotonic_nonce::RetryPolicy;
 /// assert_eq!(RetryPolicy::default().max_attempts, 3);
-/// let patient = RetryPolicy { max_attempts: 5 };
-/// # let _ = patient;
+/// let patient = RetryPolicy::attempts(5);
+/// assert_eq!(patient.max_attempts, 5);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Attempts in all, the first included (default 3; 0 is treated as 1).
     pub max_attempts: u32,
+}
+
+impl RetryPolicy {
+    /// `max_attempts` attempts in all, the first included (0 is treated as 1).
+    ///
+    /// ```
+    /// assert_eq!(monotonic_nonce::RetryPolicy::attempts(2).max_attempts, 2);
+    /// ```
+    pub fn attempts(max_attempts: u32) -> Self {
+        Self { max_attempts }
+    }
 }
 
 impl Default for RetryPolicy {
@@ -179,7 +150,7 @@ impl Default for RetryPolicy {
 /// use monotonic_nonce::{retry_with_nonce, NonceFeedback, NonceManager, RetryError, RetryPolicy};
 /// let m = NonceManager::new();
 /// let always_too_low = |_: u64| Err::<(), _>("Nonce too low");
-/// let r = retry_with_nonce(&m, RetryPolicy { max_attempts: 2 }, always_too_low, |_| {
+/// let r = retry_with_nonce(&m, RetryPolicy::attempts(2), always_too_low, |_| {
 ///     Some(NonceFeedback::TooLow { last_nonce: None })
 /// });
 /// assert!(matches!(r, Err(RetryError::Exhausted { attempts: 2, last: "Nonce too low" })));

@@ -1,7 +1,9 @@
 //! Strategies as data: every strategy is `max(now_ms * scale + offset, last + step)`,
-//! computed by one pure, checked function ([`Params::span_after`]).
+//! computed by one pure, checked function ([`Params::span_after`]), and the
+//! time scale that turns nonces into milliseconds and back ([`TimeScale`]).
 
-use crate::error::NonceError;
+use crate::error::{BuildError, NonceError};
+use std::num::NonZeroU64;
 
 /// The default ceiling: the largest value an exchange can parse into a signed 64-bit integer.
 ///
@@ -76,6 +78,21 @@ impl Strategy {
         }
     }
 
+    /// The strategy's [`TimeScale`]: how a server turns its nonces into time.
+    ///
+    /// # Errors
+    /// [`BuildError::InvalidConfig`] for an invalid strategy (as `build()` would refuse it).
+    ///
+    /// ```
+    /// use monotonic_nonce::Strategy;
+    /// let scale = Strategy::Hft { counter_digits: 3 }.time_scale()?;
+    /// assert_eq!(scale.ms_of(1_700_000_000_000_042), 1_700_000_000_000);
+    /// # Ok::<(), monotonic_nonce::BuildError>(())
+    /// ```
+    pub fn time_scale(&self) -> Result<TimeScale, BuildError> {
+        self.params().map(|p| p.time)
+    }
+
     /// The last millisecond (since the epoch) at which this strategy's
     /// clock-derived nonce is still at or below `ceiling`; `None` if the
     /// strategy is invalid or no millisecond fits.
@@ -89,53 +106,142 @@ impl Strategy {
     /// ```
     pub fn horizon_ms(&self, ceiling: u64) -> Option<u64> {
         let p = self.params().ok()?;
-        Some(ceiling.checked_sub(p.offset)? / p.scale)
+        Some(p.time.ms_of(ceiling.checked_sub(p.offset)?))
     }
 
     /// The strategy as `(scale, offset, step)`, validated.
-    pub(crate) fn params(&self) -> Result<Params, NonceError> {
+    pub(crate) fn params(&self) -> Result<Params, BuildError> {
         match *self {
-            Strategy::Millis => Ok(Params { scale: 1, offset: 0, step: 1 }),
+            Strategy::Millis => Ok(Params::new(1, 0, 1)),
             Strategy::Distributed { system_id, total_systems } => {
                 if total_systems == 0 {
-                    return Err(NonceError::config(
+                    return Err(BuildError::config(
                         "total_systems",
                         "Distributed { total_systems: 0 } has no systems; use 1 or more",
                     ));
                 }
                 if system_id >= total_systems {
-                    return Err(NonceError::config(
+                    return Err(BuildError::config(
                         "system_id",
                         format!(
                             "Distributed {{ system_id: {system_id}, total_systems: {total_systems} }}: ids run 0..{total_systems}, so use a system_id below {total_systems}"
                         ),
                     ));
                 }
-                Ok(Params { scale: total_systems, offset: system_id, step: total_systems })
+                Ok(Params::new(total_systems, system_id, total_systems))
             }
             Strategy::Hft { counter_digits } => {
                 if counter_digits == 0 {
-                    return Err(NonceError::config(
+                    return Err(BuildError::config(
                         "counter_digits",
                         "Hft { counter_digits: 0 } leaves no room for a counter; use 1..=6, or Strategy::Millis",
                     ));
                 }
                 let scale = 10u64.checked_pow(counter_digits).ok_or_else(|| {
-                    NonceError::config(
+                    BuildError::config(
                         "counter_digits",
                         format!("Hft {{ counter_digits: {counter_digits} }}: 10^{counter_digits} does not fit in a u64; use at most 6"),
                     )
                 })?;
-                Ok(Params { scale, offset: 0, step: 1 })
+                Ok(Params::new(scale, 0, 1))
             }
         }
     }
 }
 
-/// The strategy reduced to the three numbers of the one formula.
+/// How nonces relate to time: a nonce `n` stands for millisecond
+/// `n / units_per_ms`, and millisecond `t` owns the nonces
+/// `t * units_per_ms ..= (t + 1) * units_per_ms - 1`. The manager, the
+/// strategy checks and both validators convert through this one type.
+///
+/// ```
+/// use monotonic_nonce::{Strategy, TimeScale};
+/// let s = TimeScale::new(1_000).unwrap();
+/// assert_eq!(s.ms_of(1_704_067_200_000_999), 1_704_067_200_000);
+/// assert_eq!(s.first_nonce_at(5), Some(5_000));
+/// assert_eq!(s.last_nonce_at(5), 5_999);
+/// assert_eq!(Strategy::Millis.time_scale()?, TimeScale::MILLIS);
+/// # Ok::<(), monotonic_nonce::BuildError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct TimeScale {
+    units_per_ms: NonZeroU64,
+}
+
+impl Default for TimeScale {
+    fn default() -> Self {
+        Self::MILLIS
+    }
+}
+
+impl TimeScale {
+    /// One nonce unit per millisecond (`Strategy::Millis`).
+    pub const MILLIS: TimeScale = TimeScale { units_per_ms: NonZeroU64::MIN };
+
+    /// `units_per_ms` nonce units per millisecond; `None` for 0.
+    ///
+    /// ```
+    /// assert!(monotonic_nonce::TimeScale::new(0).is_none());
+    /// ```
+    pub const fn new(units_per_ms: u64) -> Option<Self> {
+        match NonZeroU64::new(units_per_ms) {
+            Some(units_per_ms) => Some(Self { units_per_ms }),
+            None => None,
+        }
+    }
+
+    /// Nonce units per millisecond.
+    ///
+    /// ```
+    /// assert_eq!(monotonic_nonce::TimeScale::MILLIS.units_per_ms(), 1);
+    /// ```
+    pub const fn units_per_ms(&self) -> u64 {
+        self.units_per_ms.get()
+    }
+
+    /// The millisecond a nonce stands for.
+    ///
+    /// ```
+    /// assert_eq!(monotonic_nonce::TimeScale::new(4).unwrap().ms_of(4_003), 1_000);
+    /// ```
+    #[inline]
+    pub const fn ms_of(&self, nonce: u64) -> u64 {
+        nonce / self.units_per_ms.get()
+    }
+
+    /// The first nonce standing for millisecond `ms`; `None` beyond `u64`.
+    ///
+    /// ```
+    /// assert_eq!(monotonic_nonce::TimeScale::new(10).unwrap().first_nonce_at(7), Some(70));
+    /// ```
+    #[inline]
+    pub const fn first_nonce_at(&self, ms: u64) -> Option<u64> {
+        ms.checked_mul(self.units_per_ms.get())
+    }
+
+    /// The last nonce standing for millisecond `ms`, saturating at `u64::MAX`.
+    ///
+    /// ```
+    /// assert_eq!(monotonic_nonce::TimeScale::new(10).unwrap().last_nonce_at(7), 79);
+    /// assert_eq!(monotonic_nonce::TimeScale::new(10).unwrap().last_nonce_at(u64::MAX), u64::MAX);
+    /// ```
+    #[inline]
+    pub const fn last_nonce_at(&self, ms: u64) -> u64 {
+        match ms.checked_add(1) {
+            Some(next) => match next.checked_mul(self.units_per_ms.get()) {
+                Some(first_of_next) => first_of_next - 1, // >= 1: both factors are
+                None => u64::MAX,
+            },
+            None => u64::MAX,
+        }
+    }
+}
+
+/// The strategy reduced to the three numbers of the one formula; `time.units_per_ms()` is the scale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Params {
-    pub(crate) scale: u64,
+    pub(crate) time: TimeScale,
     pub(crate) offset: u64,
     pub(crate) step: u64,
 }
@@ -148,10 +254,15 @@ pub(crate) struct Span {
 }
 
 impl Params {
+    /// `scale` is at least 1 for every valid strategy (the callers check it).
+    pub(crate) fn new(scale: u64, offset: u64, step: u64) -> Self {
+        Self { time: TimeScale::new(scale).unwrap_or(TimeScale::MILLIS), offset, step }
+    }
+
     /// The clock term `now_ms * scale + offset`, or `None` if it overflows a `u64`.
     #[inline]
     pub(crate) fn clock_term(&self, now_ms: u64) -> Option<u64> {
-        now_ms.checked_mul(self.scale)?.checked_add(self.offset)
+        self.time.first_nonce_at(now_ms)?.checked_add(self.offset)
     }
 
     /// The smallest value above `last` in this strategy's residue class

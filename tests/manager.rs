@@ -1,6 +1,8 @@
 //! Behaviour of `NonceManager` under each strategy, with a `ManualClock`.
 
-use monotonic_nonce::{ClockError, ManualClock, NonceError, NonceManager, Strategy, SystemClock, I64_MAX, JS_SAFE_MAX};
+use monotonic_nonce::{
+    BuildError, ClockError, ManualClock, NonceError, NonceManager, Strategy, SystemClock, I64_MAX, JS_SAFE_MAX,
+};
 
 const T0: u64 = 1_704_067_200_000; // 2024-01-01T00:00:00Z
 
@@ -8,9 +10,9 @@ fn manager(strategy: Strategy, clock: &ManualClock) -> NonceManager<ManualClock>
     NonceManager::builder().strategy(strategy).clock(clock.clone()).build().expect("valid config")
 }
 
-fn config_field(err: NonceError) -> &'static str {
+fn config_field(err: BuildError) -> &'static str {
     match err {
-        NonceError::InvalidConfig(c) => c.field,
+        BuildError::InvalidConfig { field, .. } => field,
         other => panic!("expected InvalidConfig, got {other:?}"),
     }
 }
@@ -74,7 +76,7 @@ fn build_needs_a_working_clock() {
     let clock = ManualClock::new(T0);
     clock.set_failing(true);
     let err = NonceManager::builder().clock(clock).build().unwrap_err();
-    assert_eq!(err, NonceError::Clock(ClockError::Injected));
+    assert_eq!(err, BuildError::Clock(ClockError::Injected));
 }
 
 #[test]
@@ -297,4 +299,65 @@ fn errors_are_clone_eq_and_say_what_to_change() {
 fn nonce_result_stays_small() {
     // the hot path returns Result<u64, NonceError>; config errors are boxed
     assert!(std::mem::size_of::<Result<u64, NonceError>>() <= 24);
+}
+
+/// Issue 10, item 5: `max_lead` holds while the clock fails, measured against the latest reading.
+#[test]
+fn max_lead_is_enforced_while_the_clock_fails() {
+    let clock = ManualClock::new(T0);
+    let m = NonceManager::builder().clock(clock.clone()).max_lead(std::time::Duration::from_secs(30)).build().unwrap();
+    m.next().unwrap();
+    clock.set_failing(true);
+    let mut handed_out = 0u64;
+    let refused = loop {
+        match m.next() {
+            Ok(_) => handed_out += 1,
+            Err(e) => break e,
+        }
+        assert!(handed_out <= 100_000, "100 000 nonces while the clock failed: max_lead not enforced");
+    };
+    assert!(matches!(refused, NonceError::TooFarAhead { lead_ms: 30_001 }), "{refused:?}");
+    assert_eq!(handed_out, 30_000);
+    assert!(m.lead_ms() <= 30_000);
+}
+
+/// Issue 10, item 9: every build-error hint is computed, and each one builds.
+#[test]
+fn ceiling_hints_are_computed_and_the_suggested_fix_builds() {
+    let clock = ManualClock::new(T0);
+    for total in [2u64, 3, 1_000, 1 << 20] {
+        let s = Strategy::Distributed { system_id: 0, total_systems: total };
+        let Err(BuildError::InvalidConfig { reason, .. }) =
+            NonceManager::builder().clock(clock.clone()).strategy(s).ceiling(T0 + 1).build()
+        else {
+            panic!("total {total} fits")
+        };
+        assert!(!reason.contains("<= 0") && !reason.contains(&format!("<= {total} ")), "total {total}: {reason}");
+        assert!(reason.contains("Strategy::Millis"), "total {total}: T0 + 1 fits no second system: {reason}");
+    }
+    // a ceiling with room for 4 systems but not 5
+    let ceiling = T0 * 4 + 3;
+    let s = Strategy::Distributed { system_id: 0, total_systems: 5 };
+    let Err(BuildError::InvalidConfig { reason, .. }) =
+        NonceManager::builder().clock(clock.clone()).strategy(s).ceiling(ceiling).build()
+    else {
+        panic!("5 systems fit")
+    };
+    assert!(reason.contains("total_systems <= 4"), "{reason}");
+    for id in 0..4 {
+        let fix = Strategy::Distributed { system_id: id, total_systems: 4 };
+        assert!(NonceManager::builder().clock(clock.clone()).strategy(fix).ceiling(ceiling).build().is_ok());
+    }
+}
+
+/// Issue 10, item 8: a deserialized batch is checked.
+#[cfg(feature = "serde")]
+#[test]
+fn a_batch_no_manager_could_reserve_does_not_deserialize() {
+    use monotonic_nonce::NonceBatch;
+    for bad in [r#"{"first":5,"last":5,"stride":0,"len":4}"#, r#"{"first":9,"last":5,"stride":1,"len":3}"#] {
+        assert!(serde_json::from_str::<NonceBatch>(bad).is_err(), "{bad} deserialized");
+    }
+    let good: NonceBatch = serde_json::from_str(r#"{"first":5,"last":9,"stride":2,"len":3}"#).unwrap();
+    assert_eq!(good.iter().collect::<Vec<_>>(), vec![5, 7, 9]);
 }

@@ -1,7 +1,7 @@
 //! The durable high-water mark: restarts, the lease, the lock, corrupt files
 //! and failed writes. Every failure is a clear error; none is a panic.
 
-use monotonic_nonce::{ManualClock, NonceError, NonceManager, Strategy};
+use monotonic_nonce::{BuildError, ManualClock, NonceError, NonceManager, PersistError, Strategy};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -29,21 +29,38 @@ impl Drop for TempDir {
     }
 }
 
-fn manager(path: &Path, clock: &ManualClock) -> Result<NonceManager<ManualClock>, NonceError> {
+fn manager(path: &Path, clock: &ManualClock) -> Result<NonceManager<ManualClock>, BuildError> {
     NonceManager::builder().clock(clock.clone()).persist(path).lease(Duration::from_secs(10)).build()
 }
 
-fn persist_error(result: Result<impl std::fmt::Debug, NonceError>, path: &Path, needle: &str) {
+/// The whole error chain as one string, each cause once.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// The mark-file error inside a build error, whichever way it came.
+fn persist_error(result: Result<impl std::fmt::Debug, BuildError>, path: &Path, needle: &str) {
     match result {
-        Err(NonceError::Persist(e)) => {
-            // the file itself, or its `.lock` sibling
-            let named = e.path.to_string_lossy().starts_with(&*path.to_string_lossy());
-            assert!(named, "error names {:?}, expected {:?}", e.path, path);
-            let text = NonceError::Persist(e.clone()).to_string();
-            assert!(text.contains(needle), "{text:?} does not say {needle:?}");
-        }
+        Err(BuildError::Persist(e)) => check_persist(&e, path, needle),
         other => panic!("expected a Persist error about {needle:?}, got {other:?}"),
     }
+}
+
+fn check_persist(e: &PersistError, path: &Path, needle: &str) {
+    // the file itself, or its `.lock` sibling, with the directory resolved
+    let want = path.file_name().unwrap().to_string_lossy().into_owned();
+    let named = e.path().to_string_lossy().contains(&want) || e.path().starts_with(path);
+    assert!(named, "error names {:?}, expected {:?}", e.path(), path);
+    let text = chain(e);
+    assert!(text.contains(needle), "{text:?} does not say {needle:?}");
+    assert_eq!(text.matches(e.reason()).count(), 1, "each cause once: {text}");
 }
 
 #[test]
@@ -142,10 +159,10 @@ fn corrupt_files_are_clear_errors() {
             "wrong version",
             {
                 let mut b = good.clone();
-                b[8] = 2;
+                b[8] = 3;
                 b
             },
-            "format version 2",
+            "format version 3",
         ),
         (
             "flipped byte in the mark",
@@ -222,7 +239,7 @@ fn a_read_only_directory_is_an_error_or_root_can_write() {
 }
 
 #[test]
-fn a_failed_write_hands_out_nothing_and_recovers() {
+fn a_vanished_directory_hands_out_nothing_above_the_mark() {
     let dir = TempDir::new("failwrite");
     let path = dir.file("m");
     let clock = ManualClock::new(NOW);
@@ -234,23 +251,99 @@ fn a_failed_write_hands_out_nothing_and_recovers() {
     let before = m.last();
     assert_eq!(m.next().unwrap(), NOW + 3, "still under the durable mark");
     match m.next() {
-        Err(NonceError::Persist(e)) => assert!(e.to_string().contains("cannot create the temporary file"), "{e}"),
+        Err(NonceError::Persist(e)) => assert!(e.to_string().contains("lock file was deleted or replaced"), "{e}"),
         other => panic!("expected a Persist error, got {other:?}"),
     }
     assert!(matches!(m.reserve(5), Err(NonceError::Persist(_))));
     assert_eq!(m.last(), before + 1, "the refused calls handed out nothing");
     used.push(NOW + 3);
+    // The directory comes back, but the lock file went with it: another manager
+    // may now hold the mark, so this one keeps refusing (fail closed).
     std::fs::create_dir_all(&dir.0).unwrap();
-    let n = m.next().unwrap();
-    assert!(used.iter().all(|&u| n > u));
-    drop(m);
-    let again = manager(&path, &clock).unwrap();
-    assert!(again.next().unwrap() > n);
+    assert!(matches!(m.next(), Err(NonceError::Persist(_))));
+    assert_eq!(m.last(), before + 1, "still nothing handed out above the mark");
+    assert!(used.iter().all(|&u| u <= NOW + 3));
 }
 
 #[test]
 fn lease_of_zero_is_refused() {
     let dir = TempDir::new("lease0");
     let r = NonceManager::builder().persist(dir.file("m")).lease(Duration::ZERO).build();
-    assert!(matches!(r, Err(NonceError::InvalidConfig(e)) if e.field == "lease"));
+    assert!(matches!(r, Err(BuildError::InvalidConfig { field: "lease", .. })));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_to_the_mark_gets_the_same_lock() {
+    let dir = TempDir::new("symlink");
+    let real = dir.file("real.mark");
+    let link = dir.file("link.mark");
+    let clock = ManualClock::new(NOW);
+    manager(&real, &clock).unwrap().next().unwrap(); // the real file exists
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let first = manager(&real, &clock).unwrap();
+    // before the fix: a second manager built on `link.mark.lock` and both handed out the same nonces
+    persist_error(manager(&link, &clock), &real, "another NonceManager");
+    let n = first.next().unwrap();
+    drop(first);
+    let through_link = manager(&link, &clock).unwrap();
+    assert!(through_link.next().unwrap() > n);
+    // the mark was written to the real file: the link still points at it
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link was not renamed over");
+}
+
+#[test]
+fn a_deleted_lock_file_stops_the_manager_at_its_mark() {
+    let dir = TempDir::new("dellock");
+    let path = dir.file("m");
+    let clock = ManualClock::new(NOW);
+    let m =
+        NonceManager::builder().clock(clock.clone()).persist(&path).lease(Duration::from_millis(10)).build().unwrap();
+    let first = m.next().unwrap();
+    let mut lock = path.as_os_str().to_owned();
+    lock.push(".lock");
+    std::fs::remove_file(&lock).unwrap();
+    // a second manager can now lock a new lock file and build on the same mark...
+    let second = manager(&path, &clock).unwrap();
+    let theirs = second.next().unwrap();
+    // ...so the first must hand out nothing above its own mark any more
+    let mut mine = vec![first];
+    loop {
+        match m.next() {
+            Ok(n) => mine.push(n),
+            Err(NonceError::Persist(e)) => {
+                assert!(e.to_string().contains("lock file was deleted or replaced"), "{e}");
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+        assert!(mine.len() < 100, "the first manager never stopped");
+    }
+    assert!(mine.iter().all(|&n| n < theirs), "the old manager stayed below the new one's nonces");
+}
+
+#[test]
+fn an_empty_persist_path_is_refused() {
+    let r = NonceManager::builder().persist("").build();
+    assert!(matches!(r, Err(BuildError::InvalidConfig { field: "persist", .. })), "{r:?}");
+}
+
+#[test]
+fn a_mark_from_another_strategy_is_refused_with_the_way_out() {
+    let dir = TempDir::new("strategy");
+    let path = dir.file("m");
+    let clock = ManualClock::new(NOW);
+    let hft = NonceManager::builder().clock(clock.clone()).strategy(Strategy::Hft { counter_digits: 3 }).persist(&path);
+    let last = hft.build().unwrap().next().unwrap();
+    let millis = NonceManager::builder().clock(clock.clone()).persist(&path).build();
+    match millis {
+        Err(BuildError::InvalidConfig { field: "persist", reason }) => {
+            assert!(reason.contains("1000 nonce units per ms") && reason.contains("start_after"), "{reason}");
+        }
+        other => panic!("a Millis manager built on an Hft mark (it would run ~1000x ahead): {other:?}"),
+    }
+    // the way out the message gives: delete the file, start after its mark
+    std::fs::remove_file(&path).unwrap();
+    let m = NonceManager::builder().clock(clock).persist(&path).start_after(last).build().unwrap();
+    assert!(m.next().unwrap() > last);
 }

@@ -1,7 +1,7 @@
 //! `NonceValidator` snapshot and restore: consistency under concurrent
 //! validation, the cold-start guard, and refusing unsafe restores.
 
-use monotonic_nonce::{ManualClock, NonceError, NonceValidator, Policy, Rejection};
+use monotonic_nonce::{BuildError, ManualClock, NonceValidator, Policy, Rejection, StateSnapshot};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -93,7 +93,7 @@ fn unclean_snapshot_without_a_future_bound_is_refused_unless_the_risk_is_accepte
     let snap = v.snapshot();
     let refused = NonceValidator::<u8>::builder(Policy::Strict).restore(snap.clone()).build();
     assert!(
-        matches!(refused, Err(NonceError::InvalidConfig(ref e)) if e.field == "restore" && e.reason.contains("clean shutdown"))
+        matches!(refused, Err(BuildError::Restore { ref reason }) if reason.contains("close()") && reason.contains("max_future"))
     );
     let risky = NonceValidator::<u8>::builder(Policy::Strict).restore(snap).accept_unclean_restore().build().unwrap();
     assert!(risky.validate(&1, 5).is_err());
@@ -122,23 +122,33 @@ fn restore_refuses_a_mismatched_policy_and_impossible_states() {
     v.validate(&1, 3).unwrap();
     let snap = v.into_snapshot();
     let other = NonceValidator::<u8>::builder(Policy::Strict).restore(snap.clone()).build();
-    assert!(matches!(other, Err(NonceError::InvalidConfig(ref e)) if e.reason.contains("HighestK(4)")));
+    assert!(matches!(other, Err(BuildError::Restore { ref reason }) if reason.contains("HighestK(4)")));
     for bad in [vec![], vec![0], vec![3, 2], vec![1, 2, 3, 4, 5]] {
         let mut s = snap.clone();
-        s.accounts[0].remembered = bad.clone();
+        s.accounts[0].state = StateSnapshot::HighestK { values: bad.clone() };
         let r = NonceValidator::<u8>::builder(Policy::HighestK(4)).restore(s).build();
-        assert!(matches!(r, Err(NonceError::InvalidConfig(ref e)) if e.field == "restore"), "{bad:?} accepted");
+        assert!(matches!(r, Err(BuildError::Restore { .. })), "{bad:?} accepted");
     }
+    let narrower = NonceValidator::<u8>::builder(Policy::HighestK(3)).restore(snap.clone()).build();
+    assert!(matches!(narrower, Err(BuildError::Restore { .. })), "narrowing stays refused");
 }
 
 #[test]
 fn eviction_floor_survives_a_restore() {
-    let v = NonceValidator::<u8>::builder(Policy::Strict).max_accounts(1).shards(1).build().unwrap();
+    let clock = ManualClock::new(1_000);
+    let bounded = || {
+        NonceValidator::<u8>::builder(Policy::Strict)
+            .clock(clock.clone())
+            .max_future(Duration::from_secs(1))
+            .max_accounts(1)
+            .shards(1)
+    };
+    let v = bounded().build().unwrap();
     v.validate(&1, 100).unwrap();
     v.validate(&2, 200).unwrap(); // evicts 1: floor 100
     let snap = v.into_snapshot();
     assert_eq!(snap.eviction_floor, 100);
-    let r = NonceValidator::<u8>::builder(Policy::Strict).restore(snap).build().unwrap();
+    let r = bounded().restore(snap).build().unwrap();
     assert!(matches!(r.validate(&1, 100), Err(Rejection::TooLow { .. })));
     assert_eq!(r.validate(&1, 101), Ok(()));
 }
@@ -146,13 +156,13 @@ fn eviction_floor_survives_a_restore() {
 #[cfg(feature = "serde")]
 #[test]
 fn save_and_load_round_trip_and_corruption_is_a_clear_error() {
-    use monotonic_nonce::ValidatorSnapshot;
+    use monotonic_nonce::{SnapshotError, ValidatorSnapshot};
     let dir = std::env::temp_dir().join(format!("monotonic-nonce-snap-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("validator.json");
     let v = NonceValidator::<String>::new(Policy::HighestK(3));
     for n in [5, 9, 7, 11] {
-        v.validate(&"k".to_string(), n).unwrap();
+        v.validate("k", n).unwrap();
     }
     let snap = v.into_snapshot();
     snap.save(&path).unwrap();
@@ -161,8 +171,111 @@ fn save_and_load_round_trip_and_corruption_is_a_clear_error() {
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     match ValidatorSnapshot::<String>::load(&path) {
-        Err(NonceError::Persist(e)) => assert!(e.path == path && e.reason.contains("truncated or corrupt"), "{e}"),
+        Err(e @ SnapshotError::Format { .. }) => {
+            assert!(e.to_string().contains("not a complete validator snapshot"), "{e}")
+        }
         other => panic!("truncated snapshot: {other:?}"),
     }
+    // another format version is its own, clear error
+    let old = String::from_utf8(bytes).unwrap().replacen("\"version\":2", "\"version\":1", 1);
+    std::fs::write(&path, old).unwrap();
+    assert!(matches!(
+        ValidatorSnapshot::<String>::load(&path),
+        Err(SnapshotError::Version { found: 1, expected: 2, .. })
+    ));
+    assert_eq!(ValidatorSnapshot::<String>::load_if_exists(dir.join("absent.json")).unwrap(), None);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Issue 10, item 4: a dense window's snapshot is two numbers, not every nonce.
+#[test]
+fn a_dense_window_snapshot_is_two_numbers() {
+    let v = NonceValidator::<u8>::new(Policy::Window(1 << 20));
+    for n in 1..=(1u64 << 20) {
+        v.validate(&1, n).unwrap();
+    }
+    let snap = v.snapshot();
+    assert_eq!(snap.accounts[0].state, StateSnapshot::Window { highest: 1 << 20, low: 1, ring: vec![] });
+    // and a reordered window's snapshot is its ring: w / 64 + 2 words
+    let v = NonceValidator::<u8>::new(Policy::Window(8128));
+    for n in [10, 5, 7] {
+        v.validate(&1, n).unwrap();
+    }
+    let StateSnapshot::Window { ring, .. } = &v.snapshot().accounts[0].state else { panic!() };
+    assert_eq!(ring.len(), 128);
+}
+
+/// Issue 10, item 4 (the other way): restore allocates within the policy's own limits.
+#[test]
+fn restore_allocates_within_the_policy() {
+    let v = NonceValidator::<u8>::new(Policy::Window(64));
+    for n in [10, 5, 7] {
+        v.validate(&1, n).unwrap();
+    }
+    v.close();
+    let mut snap = v.snapshot();
+    snap.accounts[0].state = StateSnapshot::Window { highest: 10, low: 0, ring: vec![u64::MAX; 1 << 20] };
+    let r = NonceValidator::<u8>::builder(Policy::Window(64)).restore(snap).build();
+    assert!(matches!(r, Err(BuildError::Restore { ref reason }) if reason.contains("ring")), "{r:?}");
+}
+
+/// Issue 10, item 7: states no validator could have produced are refused.
+#[test]
+fn restore_refuses_states_above_the_ceiling() {
+    let v = NonceValidator::<u8>::new(Policy::Strict);
+    v.validate(&1, 5).unwrap();
+    v.close();
+    let good = v.snapshot();
+    let mut above = good.clone();
+    above.accounts[0].state = StateSnapshot::Strict { last: u64::MAX };
+    assert!(matches!(
+        NonceValidator::<u8>::builder(Policy::Strict).restore(above).build(),
+        Err(BuildError::Restore { .. })
+    ));
+    let mut floor = good.clone();
+    floor.eviction_floor = u64::MAX;
+    assert!(matches!(
+        NonceValidator::<u8>::builder(Policy::Strict).restore(floor).build(),
+        Err(BuildError::Restore { .. })
+    ));
+    let mut account_floor = good;
+    account_floor.accounts[0].floor = u64::MAX;
+    let r = NonceValidator::<u8>::builder(Policy::Strict).restore(account_floor).build();
+    assert!(matches!(r, Err(BuildError::Restore { .. })));
+}
+
+/// Issue 10, item 12: restore widens HighestK and Window, never narrows.
+#[test]
+fn restore_widens_but_never_narrows() {
+    let v = NonceValidator::<u8>::new(Policy::Window(64));
+    for n in [100, 90, 95] {
+        v.validate(&1, n).unwrap();
+    }
+    v.close();
+    let snap = v.snapshot();
+    let wide = NonceValidator::<u8>::builder(Policy::Window(1_000)).restore(snap.clone()).build().unwrap();
+    for n in [100, 90, 95] {
+        assert!(matches!(wide.validate(&1, n), Err(Rejection::AlreadyUsed { .. })), "{n}");
+    }
+    assert_eq!(wide.validate(&1, 91), Ok(()));
+    assert!(NonceValidator::<u8>::builder(Policy::Window(32)).restore(snap).build().is_err());
+    let k = NonceValidator::<u8>::new(Policy::HighestK(2));
+    k.validate(&1, 7).unwrap();
+    k.validate(&1, 9).unwrap();
+    let wider = NonceValidator::<u8>::builder(Policy::HighestK(8)).restore(k.into_snapshot()).build().unwrap();
+    assert!(wider.validate(&1, 7).is_err() && wider.validate(&1, 8).is_ok());
+}
+
+/// Issue 10, item 12: a validator shared by `Arc` can be shut down cleanly.
+#[test]
+fn close_through_an_arc_makes_the_snapshot_clean() {
+    let v = std::sync::Arc::new(NonceValidator::<u8>::new(Policy::Strict));
+    let worker = std::sync::Arc::clone(&v);
+    worker.validate(&1, 5).unwrap();
+    v.close();
+    assert!(matches!(worker.validate(&1, 6), Err(Rejection::Unavailable { .. })), "fails closed after close()");
+    let snap = v.snapshot();
+    assert!(snap.clean_shutdown);
+    let r = NonceValidator::<u8>::builder(Policy::Strict).restore(snap).build().unwrap(); // no guard needed
+    assert!(r.validate(&1, 5).is_err() && r.validate(&1, 6).is_ok());
 }

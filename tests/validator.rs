@@ -1,6 +1,6 @@
 //! Edges of each policy, the time bounds, the ceiling and eviction.
 
-use monotonic_nonce::{ManualClock, NonceError, NonceValidator, Policy, Rejection, I64_MAX};
+use monotonic_nonce::{BuildError, ManualClock, NonceValidator, Policy, Rejection, Strategy, I64_MAX};
 use std::time::Duration;
 
 const T0: u64 = 1_704_067_200_000;
@@ -88,10 +88,10 @@ fn highest_k_before_k_values_accepts_anything_unseen() {
     assert_eq!(v.validate(&1, 1), used(1_000, 1));
 }
 
-fn bounded(clock: &ManualClock, units: u64) -> NonceValidator<u8, ManualClock> {
+fn bounded(clock: &ManualClock, strategy: Strategy) -> NonceValidator<u8, ManualClock> {
     NonceValidator::builder(Policy::Strict)
         .clock(clock.clone())
-        .units_per_ms(units)
+        .strategy(strategy)
         .max_past(Duration::from_secs(60))
         .max_future(Duration::from_secs(5))
         .build()
@@ -101,7 +101,7 @@ fn bounded(clock: &ManualClock, units: u64) -> NonceValidator<u8, ManualClock> {
 #[test]
 fn time_bounds_at_plus_minus_one_millisecond() {
     let clock = ManualClock::new(T0);
-    let v = bounded(&clock, 1);
+    let v = bounded(&clock, Strategy::Millis);
     let future_limit = T0 + 5_000;
     assert_eq!(
         v.check(&1, future_limit + 1),
@@ -123,9 +123,9 @@ fn time_bounds_at_plus_minus_one_millisecond() {
 }
 
 #[test]
-fn time_bounds_use_units_per_ms() {
+fn time_bounds_use_the_strategys_time_scale() {
     let clock = ManualClock::new(T0);
-    let v = bounded(&clock, 1_000); // Hft { counter_digits: 3 }
+    let v = bounded(&clock, Strategy::Hft { counter_digits: 3 });
     let limit_ms = T0 + 5_000;
     assert_eq!(v.check(&1, limit_ms * 1_000 + 999), Ok(()), "the whole last millisecond is inside");
     assert_eq!(
@@ -137,7 +137,7 @@ fn time_bounds_use_units_per_ms() {
 #[test]
 fn lock_out_attack_is_refused_and_the_account_still_works() {
     let clock = ManualClock::new(T0);
-    let v = bounded(&clock, 1);
+    let v = bounded(&clock, Strategy::Millis);
     v.validate(&7, T0).unwrap();
     assert_eq!(v.validate(&7, u64::MAX), Err(Rejection::AboveCeiling { ceiling: I64_MAX, attempted_nonce: u64::MAX }));
     assert!(matches!(v.validate(&7, I64_MAX), Err(Rejection::TooFarInFuture { .. })));
@@ -172,7 +172,7 @@ fn zero_and_above_ceiling() {
 #[test]
 fn failing_clock_with_bounds_fails_closed() {
     let clock = ManualClock::new(T0);
-    let v = bounded(&clock, 1);
+    let v = bounded(&clock, Strategy::Millis);
     clock.set_failing(true);
     assert!(matches!(v.validate(&1, T0), Err(Rejection::ClockUnavailable(_))));
     assert!(v.is_empty());
@@ -195,7 +195,13 @@ fn rejections_and_check_change_nothing() {
 
 #[test]
 fn eviction_folds_the_highest_into_a_floor() {
-    let v = NonceValidator::<u32>::builder(Policy::Window(64)).max_accounts(2).shards(1).build().unwrap();
+    let v = NonceValidator::<u32>::builder(Policy::Window(64))
+        .clock(ManualClock::new(1_000))
+        .max_future(Duration::from_secs(1))
+        .max_accounts(2)
+        .shards(1)
+        .build()
+        .unwrap();
     v.validate(&1, 500).unwrap();
     v.validate(&2, 10).unwrap();
     v.validate(&1, 501).unwrap(); // 2 is now least recently active
@@ -210,8 +216,8 @@ fn eviction_folds_the_highest_into_a_floor() {
 
 #[test]
 fn build_refuses_invalid_parameters() {
-    let field = |r: Result<NonceValidator<u8>, NonceError>| match r {
-        Err(NonceError::InvalidConfig(c)) => c.field,
+    let field = |r: Result<NonceValidator<u8>, BuildError>| match r {
+        Err(BuildError::InvalidConfig { field, .. }) => field,
         other => panic!("expected InvalidConfig, got {other:?}"),
     };
     assert_eq!(field(NonceValidator::builder(Policy::HighestK(0)).build()), "policy");
@@ -219,10 +225,14 @@ fn build_refuses_invalid_parameters() {
     assert_eq!(field(NonceValidator::builder(Policy::Window((1 << 20) + 1)).build()), "policy");
     assert_eq!(field(NonceValidator::builder(Policy::Strict).shards(0).build()), "shards");
     assert_eq!(field(NonceValidator::builder(Policy::Strict).shards(3).build()), "shards");
-    assert_eq!(field(NonceValidator::builder(Policy::Strict).units_per_ms(0).build()), "units_per_ms");
+    let bad_strategy = Strategy::Distributed { system_id: 0, total_systems: 0 };
+    assert_eq!(field(NonceValidator::builder(Policy::Strict).strategy(bad_strategy).build()), "total_systems");
     assert_eq!(field(NonceValidator::builder(Policy::Strict).max_accounts(0).build()), "max_accounts");
-    assert_eq!(field(NonceValidator::builder(Policy::Strict).max_accounts(2).shards(4).build()), "max_accounts");
-    assert!(NonceValidator::<u8>::builder(Policy::Window(1 << 20)).max_accounts(3).build().is_ok());
+    let future = Duration::from_secs(1);
+    let bounded = || NonceValidator::builder(Policy::Strict).max_future(future);
+    assert_eq!(field(bounded().max_accounts(2).shards(4).build()), "max_accounts");
+    assert_eq!(field(NonceValidator::builder(Policy::Strict).max_accounts(2).build()), "max_accounts");
+    assert!(NonceValidator::<u8>::builder(Policy::Window(1 << 20)).max_future(future).max_accounts(3).build().is_ok());
 }
 
 #[test]
@@ -263,10 +273,109 @@ fn error_body_serializes_to_the_exchange_shape() {
         serde_json::to_string(&body).unwrap(),
         r#"{"status":"error","error":{"code":"VALIDATION_ERROR","message":"Nonce already used","details":{"lastNonce":1704067200000,"attemptedNonce":1704067199000}}}"#
     );
-    let back: monotonic_nonce::ErrorBody = serde_json::from_str(&serde_json::to_string(&body).unwrap()).unwrap();
+    let back: monotonic_nonce::protocol::ErrorBody =
+        serde_json::from_str(&serde_json::to_string(&body).unwrap()).unwrap();
     assert_eq!(back, body);
     let p: Policy = serde_json::from_str(&serde_json::to_string(&Policy::HighestK(20)).unwrap()).unwrap();
     assert_eq!(p, Policy::HighestK(20));
     let r = Rejection::TooOld { min_nonce: 1, attempted_nonce: 0 };
     assert_eq!(serde_json::from_str::<Rejection>(&serde_json::to_string(&r).unwrap()).unwrap(), r);
+}
+
+/// Issue 10, item 1: with an eviction floor and no future bound, one account
+/// sending `I64_MAX - 1` and then being evicted locked every new account out.
+#[test]
+fn one_account_cannot_lock_new_accounts_out() {
+    // the configuration that allowed it is refused, naming both settings
+    match NonceValidator::<&str>::builder(Policy::HighestK(20)).max_accounts(2).shards(1).build() {
+        Err(BuildError::InvalidConfig { field: "max_accounts", reason }) => {
+            assert!(reason.contains("max_future"), "{reason}")
+        }
+        other => panic!("max_accounts without max_future built: {other:?}"),
+    }
+    // with the bound, the attacker's nonce is refused, and the floor stays within reach
+    let clock = ManualClock::new(T0);
+    let v = NonceValidator::<&str>::builder(Policy::HighestK(20))
+        .clock(clock.clone())
+        .max_future(Duration::from_secs(30))
+        .max_accounts(2)
+        .shards(1)
+        .build()
+        .unwrap();
+    assert!(matches!(v.validate(&"attacker", I64_MAX - 1), Err(Rejection::TooFarInFuture { .. })));
+    v.validate(&"attacker", T0 + 30_000).unwrap(); // the most it can get accepted
+    v.validate(&"alice", T0).unwrap();
+    v.validate(&"bob", T0).unwrap(); // evicts the attacker
+    assert!(v.eviction_floor() <= T0 + 30_000);
+    clock.advance(30_001);
+    assert_eq!(v.validate(&"carol", T0 + 30_001), Ok(()), "an honest new account is in once max_future has passed");
+}
+
+/// Issue 10, item 3: `TooLow` must report a value the client can move past.
+#[test]
+fn too_low_reports_a_last_nonce_the_client_can_move_past() {
+    let clock = ManualClock::new(T0);
+    let v = NonceValidator::<u8>::builder(Policy::Strict)
+        .clock(clock.clone())
+        .max_future(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    v.validate(&1, T0).unwrap();
+    let snap = v.snapshot(); // not clean: the restore raises the floor to T0 + 1 s
+    let r = NonceValidator::<u8>::builder(Policy::Strict).clock(clock).max_future(Duration::from_secs(1)).restore(snap);
+    let r = r.build().unwrap();
+    let refused = r.validate(&1, T0 + 5).unwrap_err();
+    let Rejection::TooLow { last_nonce, .. } = refused else { panic!("{refused:?}") };
+    assert!(last_nonce >= T0 + 5, "lastNonce {last_nonce} is below the refused nonce: a client cannot resync");
+    assert_eq!(last_nonce, T0 + 1_000);
+}
+
+/// Issue 10, item 10: the bound is rounded up per shard, and `len()` follows the documented rule.
+#[test]
+fn max_accounts_tracks_at_least_n_with_one_shard_and_at_most_the_rounded_bound() {
+    let future = Duration::from_secs(3_600);
+    let clock = ManualClock::new(T0);
+    let one = NonceValidator::<u32>::builder(Policy::Strict)
+        .clock(clock.clone())
+        .max_future(future)
+        .max_accounts(3)
+        .shards(1);
+    let one = one.build().unwrap();
+    for a in 0..3 {
+        one.validate(&a, T0 + u64::from(a)).unwrap();
+    }
+    assert_eq!(one.len(), 3, "max_accounts(3) tracks 3 accounts");
+    let two = NonceValidator::<u32>::builder(Policy::Strict).clock(clock).max_future(future).max_accounts(3).shards(2);
+    let two = two.build().unwrap();
+    for a in 0..100 {
+        two.validate(&a, T0 + u64::from(a)).unwrap(); // rising: each new account is above the floor
+        assert!(two.len() <= 4, "at most shards * ceil(3 / 2)");
+    }
+    assert!(two.len() >= 3);
+}
+
+/// Issue 10, item 11: `String` keys are validated through `&str`.
+#[test]
+fn string_keys_validate_through_str_without_allocating_for_known_accounts() {
+    let v = NonceValidator::<String>::new(Policy::Strict);
+    v.validate("alice", 5).unwrap();
+    assert!(matches!(v.validate("alice", 5), Err(Rejection::AlreadyUsed { .. })));
+    assert_eq!(v.last_nonce("alice"), Some(5));
+    assert_eq!(v.check("bob", 1), Ok(()));
+    let body = v.error_body("alice", &Rejection::NotPositive);
+    assert_eq!(body.error.details.last_nonce, Some(5));
+}
+
+#[test]
+fn stats_count_every_verdict_by_reason() {
+    let clock = ManualClock::new(T0);
+    let v = bounded(&clock, Strategy::Millis);
+    v.validate(&1, T0).unwrap();
+    let _ = v.validate(&1, T0);
+    let _ = v.validate(&1, T0 - 1);
+    let _ = v.validate(&1, T0 + 10_000);
+    let _ = v.validate(&1, 1);
+    let _ = v.validate(&1, 0);
+    let s = v.stats();
+    assert_eq!((s.accepted, s.already_used, s.too_low, s.too_far_in_future, s.too_old, s.invalid), (1, 1, 1, 1, 1, 1));
 }

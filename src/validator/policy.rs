@@ -1,6 +1,8 @@
 //! Per-account state for each policy, as plain data with `&mut self` methods.
 
 use super::window::{Window, WindowVerdict};
+use super::{MAX_HIGHEST_K, MAX_WINDOW};
+use crate::error::BuildError;
 use std::collections::VecDeque;
 
 /// Which nonces a [`NonceValidator`](crate::NonceValidator) accepts for an account.
@@ -33,6 +35,24 @@ pub enum Policy {
     Window(u64),
 }
 
+impl Policy {
+    /// The policy's parameter, checked: `HighestK(0)`, `Window(0)`, and
+    /// values above [`MAX_HIGHEST_K`](crate::MAX_HIGHEST_K) / [`MAX_WINDOW`](crate::MAX_WINDOW) are refused.
+    pub(crate) fn check(self) -> Result<Self, BuildError> {
+        match self {
+            Policy::HighestK(0) => Err(BuildError::config("policy", "HighestK(0) remembers nothing; use k >= 1")),
+            Policy::HighestK(k) if k > MAX_HIGHEST_K => {
+                Err(BuildError::config("policy", format!("HighestK({k}) is above {MAX_HIGHEST_K}")))
+            }
+            Policy::Window(0) => Err(BuildError::config("policy", "Window(0) is Strict; use Policy::Strict or w >= 1")),
+            Policy::Window(w) if w > MAX_WINDOW => {
+                Err(BuildError::config("policy", format!("Window({w}) is above the limit {MAX_WINDOW} (2^20)")))
+            }
+            p => Ok(p),
+        }
+    }
+}
+
 /// Why an account's state refuses a nonce (the validator adds the numbers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
@@ -40,23 +60,31 @@ pub(crate) enum Refusal {
     TooLow,
 }
 
-/// One account's memory of what it accepted.
+/// One account's memory of what it accepted, carrying its policy's parameter,
+/// so a state and a policy can never disagree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum AccountState {
     Strict {
         last: u64,
     },
-    /// Ascending; at most `k` values.
-    HighestK(VecDeque<u64>),
-    Window(Window),
+    HighestK {
+        k: usize,
+        /// Ascending; at most `k` values.
+        values: VecDeque<u64>,
+    },
+    Window {
+        w: u64,
+        win: Window,
+    },
 }
 
 impl AccountState {
+    /// An empty state for `policy` (already checked by [`Policy::check`]).
     pub(crate) fn new(policy: Policy) -> Self {
         match policy {
             Policy::Strict => Self::Strict { last: 0 },
-            Policy::HighestK(_) => Self::HighestK(VecDeque::new()),
-            Policy::Window(_) => Self::Window(Window::new()),
+            Policy::HighestK(k) => Self::HighestK { k, values: VecDeque::new() },
+            Policy::Window(w) => Self::Window { w, win: Window::new() },
         }
     }
 
@@ -64,47 +92,45 @@ impl AccountState {
     pub(crate) fn highest(&self) -> Option<u64> {
         match self {
             Self::Strict { last } => (*last != 0).then_some(*last),
-            Self::HighestK(values) => values.back().copied(),
-            Self::Window(win) => win.highest(),
+            Self::HighestK { values, .. } => values.back().copied(),
+            Self::Window { win, .. } => win.highest(),
         }
     }
 
     /// The verdict for the positive nonce `n`; changes nothing.
-    pub(crate) fn check(&self, n: u64, policy: Policy) -> Result<(), Refusal> {
-        match (self, policy) {
-            (Self::Strict { last }, _) => match n.cmp(last) {
+    pub(crate) fn check(&self, n: u64) -> Result<(), Refusal> {
+        match self {
+            Self::Strict { last } => match n.cmp(last) {
                 std::cmp::Ordering::Greater => Ok(()),
                 std::cmp::Ordering::Equal => Err(Refusal::AlreadyUsed),
                 std::cmp::Ordering::Less => Err(Refusal::TooLow),
             },
-            (Self::HighestK(values), Policy::HighestK(k)) => {
+            Self::HighestK { k, values } => {
                 if values.binary_search(&n).is_ok() {
                     Err(Refusal::AlreadyUsed)
-                } else if values.len() >= k && values.front().is_some_and(|&min| n < min) {
+                } else if values.len() >= *k && values.front().is_some_and(|&min| n < min) {
                     Err(Refusal::TooLow)
                 } else {
                     Ok(())
                 }
             }
-            (Self::Window(win), Policy::Window(w)) => win.check(n, w).map_err(|v| match v {
+            Self::Window { w, win } => win.check(n, *w).map_err(|v| match v {
                 WindowVerdict::TooLow => Refusal::TooLow,
                 WindowVerdict::Seen => Refusal::AlreadyUsed,
             }),
-            // The validator builds every state from its own policy, so these never meet.
-            _ => Err(Refusal::TooLow),
         }
     }
 
-    /// Records `n`, which `check(n, policy)` accepted.
-    pub(crate) fn record(&mut self, n: u64, policy: Policy) {
-        match (self, policy) {
-            (Self::Strict { last }, _) => *last = n,
-            (Self::HighestK(values), Policy::HighestK(k)) => {
+    /// Records `n`, which `check(n)` accepted.
+    pub(crate) fn record(&mut self, n: u64) {
+        match self {
+            Self::Strict { last } => *last = n,
+            Self::HighestK { k, values } => {
                 if values.capacity() == 0 {
-                    values.reserve_exact(k.min(1024));
+                    values.reserve_exact((*k).min(1024));
                 }
                 let pos = values.partition_point(|&v| v < n);
-                if values.len() >= k {
+                if values.len() >= *k {
                     // n is above the minimum (check said so): evict it first, then insert.
                     values.pop_front();
                     values.insert(pos - 1, n);
@@ -112,19 +138,7 @@ impl AccountState {
                     values.insert(pos, n);
                 }
             }
-            (Self::Window(win), Policy::Window(w)) => win.record(n, w),
-            _ => {}
-        }
-    }
-
-    /// The accepted nonces this state still remembers, ascending: recording them
-    /// in order into a fresh state rebuilds the same verdicts.
-    pub(crate) fn remembered(&self, policy: Policy) -> Vec<u64> {
-        match (self, policy) {
-            (Self::Strict { .. }, _) => self.highest().into_iter().collect(),
-            (Self::HighestK(values), _) => values.iter().copied().collect(),
-            (Self::Window(win), Policy::Window(w)) => win.seen(w),
-            (Self::Window(win), _) => win.highest().into_iter().collect(),
+            Self::Window { w, win } => win.record(n, *w),
         }
     }
 
@@ -132,8 +146,8 @@ impl AccountState {
     pub(crate) fn heap_bytes(&self) -> usize {
         match self {
             Self::Strict { .. } => 0,
-            Self::HighestK(values) => values.capacity() * 8,
-            Self::Window(win) => win.ring_len() * 8,
+            Self::HighestK { values, .. } => values.capacity() * 8,
+            Self::Window { win, .. } => win.ring_len() * 8,
         }
     }
 }

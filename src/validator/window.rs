@@ -11,9 +11,9 @@
 //! ring is built only when a nonce leaves a gap or arrives out of order, and
 //! dropped again when a jump moves the whole window past everything seen.
 //!
-//! The items are `pub` only so the `fuzzing` feature can re-export them to the
-//! fuzz crate; the module itself is private.
-#![cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
+//! The items are `pub` only so `--cfg fuzzing` (set by cargo-fuzz) can
+//! re-export them to the fuzz crate; the module itself is private.
+#![cfg_attr(not(fuzzing), allow(unreachable_pub))]
 
 /// Words in the ring for a window of `w`: enough for `w + 1` positions at any
 /// alignment, plus the spare word RFC 6479 uses so no bit is ever shifted.
@@ -115,6 +115,26 @@ impl Window {
         match &self.ring {
             None => (self.low.max(from)..=self.highest).collect(),
             Some(ring) => (from..=self.highest).filter(|&n| ring[slot(n, ring.len())] & bit(n) != 0).collect(),
+        }
+    }
+
+    /// The state as data: `(highest, low, ring)`; without a ring every value
+    /// in `[low, highest]` was seen (and nothing else in the window).
+    pub fn parts(&self) -> (u64, u64, Option<&[u64]>) {
+        (self.highest, self.low, self.ring.as_deref())
+    }
+
+    /// A window rebuilt from [`parts`](Self::parts) taken under the same `w`;
+    /// `None` for parts no window of width `w` can have.
+    pub fn from_parts(highest: u64, low: u64, ring: Option<Vec<u64>>, w: u64) -> Option<Self> {
+        if highest == 0 {
+            return None;
+        }
+        match ring {
+            None if low == 0 || low > highest => None,
+            None => Some(Self { highest, low, ring: None }),
+            Some(r) if r.len() != ring_words(w) || r[slot(highest, r.len())] & bit(highest) == 0 => None,
+            Some(r) => Some(Self { highest, low: 0, ring: Some(r.into_boxed_slice()) }),
         }
     }
 

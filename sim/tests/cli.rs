@@ -1,30 +1,10 @@
-//! Runs `examples/exchange_sim.rs` with small sizes: it must hold its own
-//! invariants (exit 0), print every scenario, and refuse bad flags.
+//! Runs the built `exchange_sim` binary with small sizes: it must hold its
+//! own invariants (exit 0), print every scenario, and refuse bad flags.
 
-use std::path::PathBuf;
 use std::process::Command;
 
-/// `cargo test` builds the examples next to the test binaries
-/// (target/<profile>/examples/); when only this test was asked for
-/// (`cargo test --test exchange_sim`), build the example in a separate target
-/// directory, so as not to wait on the lock of the running `cargo test`.
 fn sim() -> Command {
-    let exe = std::env::current_exe().unwrap();
-    let target = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let name = format!("exchange_sim{}", std::env::consts::EXE_SUFFIX);
-    let mut path: PathBuf = target.join("examples").join(&name);
-    if !path.exists() {
-        let own = target.join("exchange-sim-test");
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", "exchange_sim", "--manifest-path"])
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-            .env("CARGO_TARGET_DIR", &own)
-            .status()
-            .unwrap();
-        assert!(status.success(), "building the example failed");
-        path = own.join("debug").join("examples").join(&name);
-    }
-    Command::new(path)
+    Command::new(env!("CARGO_BIN_EXE_exchange_sim"))
 }
 
 #[test]

@@ -1,0 +1,427 @@
+//! [`NonceManager`]: one cache-padded `AtomicU64` and one compare-exchange
+//! loop (this file); its builder is in `builder.rs`, the durable mark in
+//! `crate::persist`.
+
+mod builder;
+
+pub use builder::NonceManagerBuilder;
+
+use crate::batch::NonceBatch;
+use crate::clock::{Clock, SystemClock};
+use crate::error::NonceError;
+use crate::persist::DurableMark;
+use crate::strategy::{Params, Span, Strategy};
+use crate::sync::{AtomicU64, Mutex, Ordering};
+use crossbeam_utils::{Backoff, CachePadded};
+use std::collections::VecDeque;
+use std::fmt;
+use std::panic::Location;
+
+/// A lock-free generator of strictly increasing, never repeated nonces.
+///
+/// Every call computes `max(now_ms * scale + offset, last + step)` (see
+/// [`Strategy`]) and publishes it with one compare-exchange on a cache-padded
+/// `AtomicU64`. The common path takes no lock; only the optional debug
+/// history and crossing the optional durable mark do. Share it with `Arc` or a `static`.
+///
+/// Guarantees, whatever the clock does (stands still, steps back, fails):
+/// every value handed out by `next()` or inside a `reserve()` batch is unique
+/// and greater than any value handed out before it on the same thread, and no
+/// value is ever above the ceiling.
+///
+/// # Example
+/// ```
+/// use monotonic_nonce::NonceManager;
+/// use std::sync::Arc;
+///
+/// let manager = Arc::new(NonceManager::new());
+/// let a = manager.next()?;
+/// let b = manager.next()?;
+/// assert!(b > a);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct NonceManager<C: Clock = SystemClock> {
+    /// `last` and the latest clock reading, on one cache line: the hot path reads both.
+    hot: CachePadded<Hot>,
+    clock: C,
+    strategy: Strategy,
+    params: Params,
+    ceiling: u64,
+    /// The durable high-water mark, when `persist` was set.
+    durable: Option<Box<DurableMark>>,
+    /// `max_lead` in milliseconds, when set.
+    max_lead_ms: Option<u64>,
+    /// The debug history, when set.
+    history: Option<Box<History>>,
+    /// Clock failures and backward steps carried over from `last`.
+    clock_faults: AtomicU64,
+}
+
+/// The atomics every call touches.
+#[derive(Debug)]
+struct Hot {
+    /// The last nonce handed out (or the floor).
+    last: AtomicU64,
+    /// The latest clock reading seen (the one `build()` took, at first).
+    clock: AtomicU64,
+}
+
+impl Hot {
+    fn new(last: u64, clock: u64) -> Self {
+        Self { last: AtomicU64::new(last), clock: AtomicU64::new(clock) }
+    }
+}
+
+/// One nonce handed out, with the clock reading and the caller's source line.
+///
+/// ```
+/// use monotonic_nonce::{ManualClock, NonceManager};
+/// let m = NonceManager::builder().clock(ManualClock::new(5_000)).history(2).build()?;
+/// m.next()?;
+/// let e = m.history()[0];
+/// assert_eq!((e.nonce, e.clock_ms), (5_000, 5_000));
+/// println!("nonce {} from {}", e.nonce, e.location); // file:line:column of the call
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The nonce (for `reserve`, the first of the batch).
+    pub nonce: u64,
+    /// The clock reading it was computed from; 0 if the clock failed.
+    pub clock_ms: u64,
+    /// Where `next()`/`reserve()` was called.
+    pub location: &'static Location<'static>,
+}
+
+/// The last `capacity` entries, oldest first.
+#[derive(Debug)]
+struct History {
+    capacity: usize,
+    entries: Mutex<VecDeque<HistoryEntry>>,
+}
+
+impl History {
+    fn record(&self, entry: HistoryEntry) {
+        let mut entries = self.entries.lock();
+        if entries.len() == self.capacity {
+            entries.pop_front();
+        }
+        entries.push_back(entry);
+    }
+}
+
+impl NonceManager<SystemClock> {
+    /// `Strategy::Millis` on the [`SystemClock`], ceiling [`I64_MAX`](crate::I64_MAX).
+    ///
+    /// ```
+    /// let manager = monotonic_nonce::NonceManager::new();
+    /// assert!(manager.next()? > 1_700_000_000_000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new() -> Self {
+        NonceManagerBuilder::default().assemble_default()
+    }
+
+    /// A builder with the defaults of [`new`](Self::new).
+    ///
+    /// ```
+    /// use monotonic_nonce::NonceManager;
+    /// let m = NonceManager::builder().build()?;
+    /// assert!(m.next()? < m.next()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder() -> NonceManagerBuilder<SystemClock> {
+        NonceManagerBuilder::default()
+    }
+}
+
+impl Default for NonceManager<SystemClock> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<C: Clock> NonceManager<C> {
+    /// The next nonce: greater than every nonce this manager handed out before.
+    ///
+    /// If the clock fails or steps back, the manager carries on from `last`.
+    ///
+    /// # Errors
+    /// [`NonceError::Overflow`] when the next nonce would be above the ceiling
+    /// (nothing is handed out and nothing changes).
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, NonceManager};
+    /// let clock = ManualClock::new(1_000);
+    /// let m = NonceManager::builder().clock(clock.clone()).build()?;
+    /// assert_eq!(m.next()?, 1_000);
+    /// assert_eq!(m.next()?, 1_001); // same millisecond
+    /// clock.set(5);                 // clock steps back
+    /// assert_eq!(m.next()?, 1_002);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn next(&self) -> Result<u64, NonceError> {
+        self.next_from(Location::caller())
+    }
+
+    /// `next()`, recording `location` in the history (for callers that capture it themselves).
+    #[inline]
+    pub(crate) fn next_from(&self, location: &'static Location<'static>) -> Result<u64, NonceError> {
+        let span = self.take(1, location)?;
+        Ok(span.first)
+    }
+
+    /// Reserves `count` nonces in one atomic step (O(1) whatever `count`).
+    /// No other `next()`/`reserve()` on this manager overlaps the batch.
+    ///
+    /// # Errors
+    /// [`NonceError::EmptyBatch`] for `count == 0`; [`NonceError::Overflow`]
+    /// when the batch would end above the ceiling. Either way nothing changes.
+    ///
+    /// ```
+    /// use monotonic_nonce::NonceManager;
+    /// let m = NonceManager::new();
+    /// let batch = m.reserve(1_000)?;
+    /// assert_eq!(batch.len(), 1_000);
+    /// assert_eq!(m.last(), batch.last());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[track_caller]
+    pub fn reserve(&self, count: u64) -> Result<NonceBatch, NonceError> {
+        if count == 0 {
+            return Err(NonceError::EmptyBatch);
+        }
+        let span = self.take(count, Location::caller())?;
+        Ok(NonceBatch::new(span.first, span.last, self.params.step, count))
+    }
+
+    /// Makes every later nonce greater than `nonce`, e.g. after a server
+    /// answered "nonce too low, lastNonce = n". Only ever raises `last`: a
+    /// stale or smaller report changes nothing. Distributed residues are kept.
+    ///
+    /// # Errors
+    /// [`NonceError::Overflow`] when no nonce above `nonce` fits under the
+    /// ceiling (for example `advance_past(u64::MAX)`); nothing changes.
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, NonceManager};
+    /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
+    /// m.advance_past(5_000)?;
+    /// assert_eq!(m.next()?, 5_001);
+    /// m.advance_past(10)?; // stale report: ignored
+    /// assert_eq!(m.next()?, 5_002);
+    /// assert!(m.advance_past(u64::MAX).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn advance_past(&self, nonce: u64) -> Result<(), NonceError> {
+        match self.params.after(nonce) {
+            Some(next) if next <= self.ceiling => {
+                // Relaxed: `last` is the only shared datum and fetch_max is a single
+                // read-modify-write on it, ordered with every other RMW on `last`.
+                self.hot.last.fetch_max(nonce, Ordering::Relaxed);
+                Ok(())
+            }
+            _ => Err(NonceError::Overflow { ceiling: self.ceiling }),
+        }
+    }
+
+    /// The highest nonce handed out so far, or the start floor (or the highest
+    /// value passed to [`advance_past`](Self::advance_past)) if that is higher.
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, NonceManager};
+    /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
+    /// assert_eq!(m.last(), 0);
+    /// let n = m.next()?;
+    /// assert_eq!(m.last(), n);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn last(&self) -> u64 {
+        // Relaxed: a snapshot of one value; no other memory is published with it.
+        self.hot.last.load(Ordering::Relaxed)
+    }
+
+    /// The strategy this manager was built with.
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceManager, Strategy};
+    /// assert_eq!(NonceManager::new().strategy(), Strategy::Millis);
+    /// ```
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    /// The highest nonce this manager may hand out.
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceManager, I64_MAX};
+    /// assert_eq!(NonceManager::new().ceiling(), I64_MAX);
+    /// ```
+    pub fn ceiling(&self) -> u64 {
+        self.ceiling
+    }
+
+    /// The clock this manager reads.
+    ///
+    /// ```
+    /// use monotonic_nonce::{Clock, ManualClock, NonceManager};
+    /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
+    /// m.clock().advance(5);
+    /// assert_eq!(m.clock().now_ms(), Ok(1_005));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// How far `last` is ahead of the clock, in milliseconds (negative: behind).
+    /// With a failing clock, measured against the latest reading seen.
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, NonceManager};
+    /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
+    /// m.reserve(50)?; // 1 000 ..= 1 049
+    /// assert_eq!(m.lead_ms(), 49);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lead_ms(&self) -> i64 {
+        // Relaxed: a report; no other memory is read through it.
+        let now = self.clock.now_ms().unwrap_or_else(|_| self.hot.clock.load(Ordering::Relaxed));
+        let ahead = i128::from(self.params.time.ms_of(self.last())) - i128::from(now);
+        i64::try_from(ahead).unwrap_or(if ahead > 0 { i64::MAX } else { i64::MIN })
+    }
+
+    /// How many calls found the clock failing, or reading earlier than a
+    /// reading this manager had already seen, and carried on from `last`.
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, NonceManager};
+    /// let clock = ManualClock::new(1_000);
+    /// let m = NonceManager::builder().clock(clock.clone()).build()?;
+    /// m.next()?;
+    /// clock.set(400); // NTP stepped the clock back
+    /// m.next()?;
+    /// clock.set_failing(true);
+    /// m.next()?;
+    /// assert_eq!(m.clock_faults(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn clock_faults(&self) -> u64 {
+        // Relaxed: a counter; no other memory is published with it.
+        self.clock_faults.load(Ordering::Relaxed)
+    }
+
+    /// The last nonces handed out (up to the capacity given to
+    /// [`NonceManagerBuilder::history`]), oldest first; empty without a history.
+    ///
+    /// ```
+    /// use monotonic_nonce::NonceManager;
+    /// let m = NonceManager::builder().history(8).build()?;
+    /// let n = m.next()?;
+    /// let h = m.history();
+    /// assert_eq!(h.last().map(|e| e.nonce), Some(n));
+    /// assert_eq!(h[0].location.file(), file!()); // where `next()` was called
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn history(&self) -> Vec<HistoryEntry> {
+        self.history.as_ref().map_or_else(Vec::new, |h| h.entries.lock().iter().copied().collect())
+    }
+
+    /// Reads the clock, counting failures and backward steps.
+    #[inline]
+    fn read_clock(&self) -> Option<u64> {
+        // Relaxed: a hint only. A stale (smaller) value can miss a backward step
+        // or store a reading again; it can never count a forward step as a fault,
+        // because every value stored was a real reading.
+        let seen = self.hot.clock.load(Ordering::Relaxed);
+        match self.clock.now_ms() {
+            Ok(now) => {
+                if now > seen {
+                    // Relaxed: fetch_max is one RMW on its own atomic; it publishes nothing.
+                    self.hot.clock.fetch_max(now, Ordering::Relaxed);
+                } else if now < seen {
+                    self.count_clock_fault();
+                }
+                Some(now)
+            }
+            Err(_) => {
+                self.count_clock_fault();
+                None
+            }
+        }
+    }
+
+    #[cold]
+    fn count_clock_fault(&self) {
+        // Relaxed: a counter; no other memory is published with it.
+        self.clock_faults.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `TooFarAhead` when `span_last` stands for more than `max_lead` past `now`
+    /// (with a failing clock, past the latest reading seen).
+    #[inline]
+    fn check_lead(&self, max_lead_ms: u64, span_last: u64, now: Option<u64>) -> Result<(), NonceError> {
+        // Relaxed: a reading for a bound; no other memory is read through it.
+        let now = now.unwrap_or_else(|| self.hot.clock.load(Ordering::Relaxed));
+        let lead_ms = self.params.time.ms_of(span_last).saturating_sub(now);
+        if lead_ms > max_lead_ms {
+            return Err(NonceError::TooFarAhead { lead_ms });
+        }
+        Ok(())
+    }
+
+    /// The single compare-exchange loop behind `next()` and `reserve()`; records
+    /// the span in the history (if any) as called from `location`.
+    #[inline]
+    fn take(&self, count: u64, location: &'static Location<'static>) -> Result<Span, NonceError> {
+        // A failed clock is not an error here: the formula carries on from `last`.
+        let now = self.read_clock();
+        // Relaxed: uniqueness needs only the modification order of this one
+        // atomic, which every compare-exchange below respects; it guards no other data.
+        let mut last = self.hot.last.load(Ordering::Relaxed);
+        let backoff = Backoff::new();
+        loop {
+            let span = self.params.span_after(last, now, count, self.ceiling)?;
+            if let Some(max) = self.max_lead_ms {
+                self.check_lead(max, span.last, now)?;
+            }
+            if let Some(d) = &self.durable {
+                if span.last > d.mark() {
+                    d.extend(span.last, self.ceiling)?;
+                    // Relaxed: as for the first load of `last`.
+                    last = self.hot.last.load(Ordering::Relaxed);
+                    continue;
+                }
+            }
+            // Relaxed (success and failure): as above, the RMW on `last` alone
+            // makes spans disjoint and per-thread increasing; nothing else is published.
+            match self.hot.last.compare_exchange_weak(last, span.last, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => {
+                    if let Some(h) = &self.history {
+                        h.record(HistoryEntry { nonce: span.first, clock_ms: now.unwrap_or(0), location });
+                    }
+                    return Ok(span);
+                }
+                Err(current) => {
+                    // Lost a race: let the winner's cache line settle before retrying.
+                    last = current;
+                    backoff.spin();
+                }
+            }
+        }
+    }
+}
+
+impl<C: Clock> fmt::Debug for NonceManager<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NonceManager")
+            .field("strategy", &self.strategy)
+            .field("last", &self.last())
+            .field("ceiling", &self.ceiling)
+            .field("clock", &std::any::type_name::<C>())
+            .field("durable_mark", &self.durable.as_ref().map(|d| d.mark()))
+            .finish()
+    }
+}

@@ -1,0 +1,484 @@
+//! The wire format, in one place: the JSON error body a validator sends
+//! ([`ErrorBody`]), its codes and messages, how nonces are written in it
+//! ([`JsonNumbers`]), and how a client reads a server's answer back into a
+//! [`NonceFeedback`] (the crate's own body and the bodies of the exchanges
+//! bots talk to).
+//!
+//! ```
+//! use monotonic_nonce::{protocol::ErrorBody, NonceFeedback, Rejection};
+//! let body = Rejection::TooLow { last_nonce: 1_704_067_200_000, attempted_nonce: 1_704_067_199_000 }.error_body();
+//! assert_eq!(body.error.code, "VALIDATION_ERROR");
+//! assert_eq!(NonceFeedback::from(&body), NonceFeedback::TooLow { last_nonce: Some(1_704_067_200_000) });
+//! # let _: ErrorBody = body;
+//! ```
+
+use crate::error::Rejection;
+use crate::recovery::NonceFeedback;
+
+/// `status` of every error body.
+pub const STATUS_ERROR: &str = "error";
+/// `code` of a refused nonce (HTTP 400).
+pub const CODE_VALIDATION: &str = "VALIDATION_ERROR";
+/// `code` when the server's clock failed (HTTP 500).
+pub const CODE_SERVER: &str = "SERVER_ERROR";
+/// `code` when the nonce store could not answer (HTTP 503); not a nonce problem.
+pub const CODE_UNAVAILABLE: &str = "SERVICE_UNAVAILABLE";
+
+/// `message` of [`Rejection::AlreadyUsed`].
+pub const MSG_ALREADY_USED: &str = "Nonce already used";
+/// `message` of [`Rejection::TooLow`].
+pub const MSG_TOO_LOW: &str = "Nonce too low";
+/// `message` of [`Rejection::TooFarInFuture`].
+pub const MSG_TOO_FAR_IN_FUTURE: &str = "Nonce too far in the future";
+/// `message` of [`Rejection::TooOld`].
+pub const MSG_TOO_OLD: &str = "Nonce too old";
+/// `message` of [`Rejection::NotPositive`].
+pub const MSG_NOT_POSITIVE: &str = "Nonce must be a positive integer";
+/// `message` of [`Rejection::AboveCeiling`].
+pub const MSG_ABOVE_CEILING: &str = "Nonce above the maximum";
+/// `message` of [`Rejection::ClockUnavailable`].
+pub const MSG_CLOCK_UNAVAILABLE: &str = "Server clock unavailable";
+/// `message` of [`Rejection::Unavailable`].
+pub const MSG_UNAVAILABLE: &str = "Nonce store unavailable";
+/// `message` of [`Rejection::AccountTooLong`].
+pub const MSG_ACCOUNT_TOO_LONG: &str = "Account key too long";
+
+/// How nonces are written in a body's `details`.
+///
+/// A client that parses JSON numbers as doubles (JavaScript, Python's float
+/// path, many Go decoders) reads any integer above 2^53 - 1 rounded, and could
+/// resynchronise *below* the real last nonce. `Auto` writes such a nonce as a
+/// decimal string and keeps smaller ones as numbers (the shape clients parse
+/// today); `Strings` writes every nonce as a string.
+///
+/// ```
+/// use monotonic_nonce::{protocol::JsonNumbers, Rejection};
+/// let body = Rejection::AlreadyUsed { last_nonce: 7, attempted_nonce: 7 }.error_body().with_numbers(JsonNumbers::Strings);
+/// assert_eq!(body.numbers(), JsonNumbers::Strings);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum JsonNumbers {
+    /// Numbers up to [`JS_SAFE_MAX`](crate::JS_SAFE_MAX), strings above.
+    #[default]
+    Auto,
+    /// Every nonce as a decimal string.
+    Strings,
+}
+
+/// The JSON error body of a [`Rejection`], in the shape exchange clients parse:
+/// `{"status":"error","error":{"code":"VALIDATION_ERROR","message":"Nonce already used","details":{"lastNonce":..,"attemptedNonce":..}}}`.
+/// Serializable with the `serde` feature (absent details are omitted).
+///
+/// ```
+/// use monotonic_nonce::Rejection;
+/// let body = Rejection::AlreadyUsed { last_nonce: 7, attempted_nonce: 5 }.error_body();
+/// assert_eq!(body.status, "error");
+/// assert_eq!(body.error.message, "Nonce already used");
+/// assert_eq!(body.error.details.attempted_nonce, Some(5));
+/// assert_eq!(body.http_status(), 400);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct ErrorBody {
+    /// Always `"error"`.
+    pub status: String,
+    /// What went wrong.
+    pub error: ErrorInfo,
+}
+
+/// The `error` object of an [`ErrorBody`].
+///
+/// ```
+/// use monotonic_nonce::Rejection;
+/// let info = Rejection::NotPositive.error_body().error;
+/// assert_eq!((info.code.as_str(), info.message.as_str()), ("VALIDATION_ERROR", "Nonce must be a positive integer"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct ErrorInfo {
+    /// [`CODE_VALIDATION`], [`CODE_SERVER`] or [`CODE_UNAVAILABLE`].
+    pub code: String,
+    /// A short human message, e.g. `"Nonce already used"`.
+    pub message: String,
+    /// The numbers a client needs to resynchronise.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub details: ErrorDetails,
+}
+
+/// The `details` object of an [`ErrorBody`]; camelCase in JSON, absent fields
+/// omitted, nonces written as [`JsonNumbers`] says and read from numbers or
+/// decimal strings.
+///
+/// ```
+/// use monotonic_nonce::Rejection;
+/// let d = Rejection::TooOld { min_nonce: 10, attempted_nonce: 3 }.error_body().error.details;
+/// assert_eq!((d.min_nonce, d.attempted_nonce, d.last_nonce), (Some(10), Some(3), None));
+/// ```
+///
+/// Two details are equal when their numbers are: how they are written is
+/// presentation, not content.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ErrorDetails {
+    /// A nonce to move past: the highest the server accepted for the account, or the floor that refused.
+    pub last_nonce: Option<u64>,
+    /// The refused nonce.
+    pub attempted_nonce: Option<u64>,
+    /// The highest nonce the future bound accepts now.
+    pub max_nonce: Option<u64>,
+    /// The lowest nonce the past bound accepts now.
+    pub min_nonce: Option<u64>,
+    /// The ceiling the server accepts.
+    pub ceiling: Option<u64>,
+    /// How the nonces are written (not itself serialized).
+    numbers: JsonNumbers,
+}
+
+impl ErrorDetails {
+    fn numbers_only(&self) -> [Option<u64>; 5] {
+        [self.last_nonce, self.attempted_nonce, self.max_nonce, self.min_nonce, self.ceiling]
+    }
+}
+
+impl PartialEq for ErrorDetails {
+    fn eq(&self, other: &Self) -> bool {
+        self.numbers_only() == other.numbers_only()
+    }
+}
+
+impl Eq for ErrorDetails {}
+
+impl std::hash::Hash for ErrorDetails {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.numbers_only().hash(state);
+    }
+}
+
+impl ErrorBody {
+    /// The body with nonces written as `numbers` says.
+    ///
+    /// ```
+    /// use monotonic_nonce::{protocol::JsonNumbers, Rejection};
+    /// # #[cfg(feature = "serde")] {
+    /// let body = Rejection::TooLow { last_nonce: 5, attempted_nonce: 4 }.error_body().with_numbers(JsonNumbers::Strings);
+    /// assert!(serde_json::to_string(&body).unwrap().contains(r#""lastNonce":"5""#));
+    /// # }
+    /// ```
+    pub fn with_numbers(mut self, numbers: JsonNumbers) -> Self {
+        self.error.details.numbers = numbers;
+        self
+    }
+
+    /// How this body writes nonces.
+    ///
+    /// ```
+    /// use monotonic_nonce::{protocol::JsonNumbers, Rejection};
+    /// assert_eq!(Rejection::NotPositive.error_body().numbers(), JsonNumbers::Auto);
+    /// ```
+    pub fn numbers(&self) -> JsonNumbers {
+        self.error.details.numbers
+    }
+
+    /// The HTTP status to send it with: 400 for a refused nonce, 500 when the
+    /// server clock failed, 503 when the store could not answer.
+    ///
+    /// ```
+    /// use monotonic_nonce::Rejection;
+    /// assert_eq!(Rejection::Unavailable { reason: "timeout".into() }.error_body().http_status(), 503);
+    /// ```
+    pub fn http_status(&self) -> u16 {
+        match self.error.code.as_str() {
+            CODE_UNAVAILABLE => 503,
+            CODE_SERVER => 500,
+            _ => 400,
+        }
+    }
+}
+
+impl Rejection {
+    /// The JSON error body for this rejection (`lastNonce` included when the
+    /// variant carries it; [`NonceValidator::error_body`](crate::NonceValidator::error_body)
+    /// fills it in for the others from the account's state).
+    ///
+    /// ```
+    /// use monotonic_nonce::Rejection;
+    /// let body = Rejection::AlreadyUsed { last_nonce: 9, attempted_nonce: 9 }.error_body();
+    /// assert_eq!(body.error.details.last_nonce, Some(9));
+    /// ```
+    pub fn error_body(&self) -> ErrorBody {
+        let mut d = ErrorDetails::default();
+        let (code, message) = match *self {
+            Rejection::AlreadyUsed { last_nonce, attempted_nonce } => {
+                (d.last_nonce, d.attempted_nonce) = (Some(last_nonce), Some(attempted_nonce));
+                (CODE_VALIDATION, MSG_ALREADY_USED)
+            }
+            Rejection::TooLow { last_nonce, attempted_nonce } => {
+                (d.last_nonce, d.attempted_nonce) = (Some(last_nonce), Some(attempted_nonce));
+                (CODE_VALIDATION, MSG_TOO_LOW)
+            }
+            Rejection::TooFarInFuture { max_nonce, attempted_nonce } => {
+                (d.max_nonce, d.attempted_nonce) = (Some(max_nonce), Some(attempted_nonce));
+                (CODE_VALIDATION, MSG_TOO_FAR_IN_FUTURE)
+            }
+            Rejection::TooOld { min_nonce, attempted_nonce } => {
+                (d.min_nonce, d.attempted_nonce) = (Some(min_nonce), Some(attempted_nonce));
+                (CODE_VALIDATION, MSG_TOO_OLD)
+            }
+            Rejection::NotPositive => {
+                d.attempted_nonce = Some(0);
+                (CODE_VALIDATION, MSG_NOT_POSITIVE)
+            }
+            Rejection::AboveCeiling { ceiling, attempted_nonce } => {
+                (d.ceiling, d.attempted_nonce) = (Some(ceiling), Some(attempted_nonce));
+                (CODE_VALIDATION, MSG_ABOVE_CEILING)
+            }
+            Rejection::ClockUnavailable(_) => (CODE_SERVER, MSG_CLOCK_UNAVAILABLE),
+            Rejection::Unavailable { .. } => (CODE_UNAVAILABLE, MSG_UNAVAILABLE),
+            Rejection::AccountTooLong { .. } => (CODE_VALIDATION, MSG_ACCOUNT_TOO_LONG),
+        };
+        ErrorBody {
+            status: STATUS_ERROR.to_owned(),
+            error: ErrorInfo { code: code.to_owned(), message: message.to_owned(), details: d },
+        }
+    }
+}
+
+impl From<&ErrorBody> for NonceFeedback {
+    fn from(body: &ErrorBody) -> Self {
+        let info = &body.error;
+        if info.code == CODE_UNAVAILABLE || info.code == CODE_SERVER {
+            return NonceFeedback::Other;
+        }
+        let d = &info.details;
+        classify(&info.message, d.last_nonce, d.max_nonce).unwrap_or(NonceFeedback::Other)
+    }
+}
+
+/// Classifies one server message (case-insensitive). `last_nonce`/`max_nonce`
+/// are the numbers the body carried; without them the largest number in the
+/// message is used (moving past it is always enough). `None`: not about
+/// nonces or clocks.
+pub(crate) fn classify(message: &str, last_nonce: Option<u64>, max_nonce: Option<u64>) -> Option<NonceFeedback> {
+    let m = message.to_ascii_lowercase();
+    if m.contains("recvwindow")
+        || (m.contains("timestamp") && (m.contains("ahead") || m.contains("outside") || m.contains("behind")))
+    {
+        return Some(NonceFeedback::ClockSkew);
+    }
+    if !m.contains("nonce") {
+        return None;
+    }
+    let number = || largest_number(&m);
+    Some(if m.contains("future") || m.contains("too high") || m.contains("too far") || m.contains("too large") {
+        NonceFeedback::TooFarInFuture { max_nonce: max_nonce.or_else(number) }
+    } else if m.contains("already used") || m.contains("duplicate") || m.contains("reused") || m.contains("used") {
+        NonceFeedback::AlreadyUsed { last_nonce: last_nonce.or_else(number) }
+    } else if m.contains("low")
+        || m.contains("small")
+        || m.contains("greater than")
+        || m.contains("larger than")
+        || m.contains("invalid nonce")
+        || m.contains("bad nonce")
+        || m.contains("increas")
+    {
+        NonceFeedback::TooLow { last_nonce: last_nonce.or_else(number) }
+    } else {
+        NonceFeedback::Other
+    })
+}
+
+/// The largest run of decimal digits in `text` that fits a `u64`.
+fn largest_number(text: &str) -> Option<u64> {
+    text.split(|c: char| !c.is_ascii_digit()).filter_map(|run| run.parse::<u64>().ok()).max()
+}
+
+#[cfg(feature = "serde")]
+mod json {
+    //! Serde for the wire types: nonces as numbers or strings, and reading
+    //! [`NonceFeedback`] from whatever body a server sent.
+    use super::*;
+    use crate::strategy::JS_SAFE_MAX;
+    use serde::de::{self, Deserializer, Visitor};
+    use serde::ser::{SerializeMap, Serializer};
+    use serde::{Deserialize, Serialize};
+    use serde_json::Value;
+    use std::fmt;
+
+    /// Writes `n` as a number, or as a string when `numbers` asks or it is above 2^53 - 1.
+    fn nonce_value(n: u64, numbers: JsonNumbers) -> Value {
+        if numbers == JsonNumbers::Auto && n <= JS_SAFE_MAX {
+            Value::from(n)
+        } else {
+            Value::String(n.to_string())
+        }
+    }
+
+    impl Serialize for ErrorDetails {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let fields = [
+                ("lastNonce", self.last_nonce),
+                ("attemptedNonce", self.attempted_nonce),
+                ("maxNonce", self.max_nonce),
+                ("minNonce", self.min_nonce),
+                ("ceiling", self.ceiling),
+            ];
+            let mut map = s.serialize_map(Some(fields.iter().filter(|f| f.1.is_some()).count()))?;
+            for (key, value) in fields {
+                if let Some(n) = value {
+                    map.serialize_entry(key, &nonce_value(n, self.numbers))?;
+                }
+            }
+            map.end()
+        }
+    }
+
+    /// A `u64` from a JSON number or a decimal string.
+    pub(super) struct U64OrString;
+
+    impl Visitor<'_> for U64OrString {
+        type Value = u64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a non-negative integer, as a number or a decimal string")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::custom(format!("{v} is negative")))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+            v.trim().parse().map_err(|_| E::custom(format!("{v:?} is not a decimal u64")))
+        }
+    }
+
+    fn number(v: Option<&Value>) -> Option<u64> {
+        match v? {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    impl<'de> Deserialize<'de> for ErrorDetails {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let v = Value::deserialize(d)?;
+            let get = |k: &str| -> Result<Option<u64>, D::Error> {
+                match v.get(k) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(x) => number(Some(x))
+                        .map(Some)
+                        .ok_or_else(|| de::Error::custom(format!("`{k}` is not a non-negative integer"))),
+                }
+            };
+            let numbers = if ["lastNonce", "attemptedNonce", "maxNonce", "minNonce", "ceiling"]
+                .iter()
+                .any(|k| matches!(v.get(*k), Some(Value::String(_))))
+            {
+                JsonNumbers::Strings
+            } else {
+                JsonNumbers::Auto
+            };
+            Ok(ErrorDetails {
+                last_nonce: get("lastNonce")?,
+                attempted_nonce: get("attemptedNonce")?,
+                max_nonce: get("maxNonce")?,
+                min_nonce: get("minNonce")?,
+                ceiling: get("ceiling")?,
+                numbers,
+            })
+        }
+    }
+
+    /// Reads a server's error body, whatever its shape: the crate's own
+    /// ([`ErrorBody`]), Kraken's `{"error":["EAPI:Invalid nonce"]}`, Binance's
+    /// `{"code":-1021,"msg":..}`, Bitfinex's `["error",10114,"nonce: small"]`,
+    /// Hyperliquid's `{"status":"err","response":".."}`, or a plain
+    /// `{"error":".."}` / `{"message":".."}`. Anything else is `Other`.
+    pub(crate) fn feedback_from_value(v: &Value) -> NonceFeedback {
+        // The crate's own shape, with its numbers in `details`.
+        if let Some(info) = v.get("error").filter(|e| e.is_object()) {
+            let code = info.get("code").and_then(Value::as_str).unwrap_or("");
+            if code == CODE_UNAVAILABLE || code == CODE_SERVER {
+                return NonceFeedback::Other;
+            }
+            let details = info.get("details");
+            let last = number(details.and_then(|d| d.get("lastNonce")));
+            let max = number(details.and_then(|d| d.get("maxNonce")));
+            let message = info.get("message").and_then(Value::as_str).unwrap_or("");
+            return classify(message, last, max).unwrap_or(NonceFeedback::Other);
+        }
+        // Binance: -1021 is the timestamp window, a clock problem.
+        if v.get("code").and_then(Value::as_i64) == Some(-1021) {
+            return NonceFeedback::ClockSkew;
+        }
+        // Bitfinex v2: ["error", code, "message"]; 10114 is "nonce: small".
+        if let Some(items) = v.as_array() {
+            if items.first().and_then(Value::as_str) == Some("error") {
+                let code = items.get(1).and_then(Value::as_i64);
+                let message = items.get(2).and_then(Value::as_str).unwrap_or("");
+                return match classify(message, None, None) {
+                    Some(f) => f,
+                    None if code == Some(10114) => NonceFeedback::TooLow { last_nonce: None },
+                    None => NonceFeedback::Other,
+                };
+            }
+            return NonceFeedback::Other;
+        }
+        let mut messages: Vec<&str> = Vec::new();
+        for key in ["error", "msg", "message", "response", "err"] {
+            match v.get(key) {
+                Some(Value::String(s)) => messages.push(s),
+                Some(Value::Array(items)) => messages.extend(items.iter().filter_map(Value::as_str)),
+                _ => {}
+            }
+        }
+        messages.into_iter().find_map(|m| classify(m, None, None)).unwrap_or(NonceFeedback::Other)
+    }
+
+    /// Reads the feedback from any server error body (see [`NonceFeedback`]).
+    impl<'de> Deserialize<'de> for NonceFeedback {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            Ok(feedback_from_value(&Value::deserialize(d)?))
+        }
+    }
+}
+
+/// Serde helpers for a `u64` nonce written as a decimal string (feature
+/// `serde`), for request structs sent to clients that parse numbers as doubles.
+/// Reading accepts a string or a number.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Order {
+///     #[serde(with = "monotonic_nonce::serde_str")]
+///     nonce: u64,
+/// }
+/// let json = serde_json::to_string(&Order { nonce: 1_704_067_200_000_123_456 }).unwrap();
+/// assert_eq!(json, r#"{"nonce":"1704067200000123456"}"#);
+/// let back: Order = serde_json::from_str(r#"{"nonce":42}"#).unwrap();
+/// assert_eq!(back.nonce, 42);
+/// # }
+/// ```
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub mod serde_str {
+    /// Writes `nonce` as a decimal string.
+    ///
+    /// # Errors
+    /// Whatever the serializer returns.
+    pub fn serialize<S: serde::Serializer>(nonce: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(nonce)
+    }
+
+    /// Reads a nonce from a decimal string or a number.
+    ///
+    /// # Errors
+    /// Anything but a non-negative integer that fits a `u64`.
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        d.deserialize_any(super::json::U64OrString)
+    }
+}

@@ -1,0 +1,102 @@
+//! The checks that need no account state: positive, ceiling, time bounds.
+//! Pure functions of the nonce and the server's clock reading, shared by the
+//! in-memory and the Redis validator so both refuse exactly the same nonces.
+
+use crate::error::{ClockError, Rejection};
+use crate::strategy::TimeScale;
+
+/// The time bounds, in milliseconds, and the scale that turns a nonce into time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimeBounds {
+    pub(crate) scale: TimeScale,
+    pub(crate) max_past_ms: Option<u64>,
+    pub(crate) max_future_ms: Option<u64>,
+}
+
+/// Everything a validator checks before it looks at an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    pub(crate) ceiling: u64,
+    pub(crate) bounds: Option<TimeBounds>,
+}
+
+impl Limits {
+    /// The verdict for `nonce` at the clock reading `now` (read only when
+    /// [`needs_clock`](Self::needs_clock)); a failed reading fails closed.
+    pub(crate) fn precheck(&self, nonce: u64, now: impl FnOnce() -> Result<u64, ClockError>) -> Result<(), Rejection> {
+        if nonce == 0 {
+            return Err(Rejection::NotPositive);
+        }
+        if nonce > self.ceiling {
+            return Err(Rejection::AboveCeiling { ceiling: self.ceiling, attempted_nonce: nonce });
+        }
+        let Some(b) = self.bounds else { return Ok(()) };
+        let now = now().map_err(Rejection::ClockUnavailable)?;
+        let t = b.scale.ms_of(nonce);
+        if let Some(limit) = b.max_future_ms.and_then(|f| now.checked_add(f)) {
+            if t > limit {
+                // the largest nonce standing for `limit`, for the client's information
+                let max_nonce = b.scale.last_nonce_at(limit).min(self.ceiling);
+                return Err(Rejection::TooFarInFuture { max_nonce, attempted_nonce: nonce });
+            }
+        }
+        if let Some(past) = b.max_past_ms {
+            let oldest = now.saturating_sub(past);
+            if t < oldest {
+                let min_nonce = b.scale.first_nonce_at(oldest).unwrap_or(u64::MAX);
+                return Err(Rejection::TooOld { min_nonce, attempted_nonce: nonce });
+            }
+        }
+        Ok(())
+    }
+
+    /// The largest nonce an honest client can send at `now`: the one standing
+    /// for `now + max_future`, capped at the ceiling. `None` without a future bound.
+    pub(crate) fn reachable(&self, now: u64) -> Option<u64> {
+        let b = self.bounds?;
+        let future = b.max_future_ms?;
+        Some(b.scale.last_nonce_at(now.saturating_add(future)).min(self.ceiling))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(past: Option<u64>, future: Option<u64>) -> Limits {
+        Limits {
+            ceiling: 1 << 62,
+            bounds: Some(TimeBounds {
+                scale: TimeScale::new(1_000).unwrap(),
+                max_past_ms: past,
+                max_future_ms: future,
+            }),
+        }
+    }
+
+    #[test]
+    fn future_bound_counts_every_nonce_of_the_last_millisecond() {
+        let l = limits(None, Some(5));
+        assert_eq!(l.precheck(105_999, || Ok(100)), Ok(()));
+        assert_eq!(
+            l.precheck(106_000, || Ok(100)),
+            Err(Rejection::TooFarInFuture { max_nonce: 105_999, attempted_nonce: 106_000 })
+        );
+        assert_eq!(l.reachable(100), Some(105_999));
+    }
+
+    #[test]
+    fn past_bound_and_failing_clock() {
+        let l = limits(Some(10), None);
+        assert_eq!(
+            l.precheck(89_999, || Ok(100)),
+            Err(Rejection::TooOld { min_nonce: 90_000, attempted_nonce: 89_999 })
+        );
+        assert_eq!(l.precheck(90_000, || Ok(100)), Ok(()));
+        assert_eq!(
+            l.precheck(90_000, || Err(ClockError::Injected)),
+            Err(Rejection::ClockUnavailable(ClockError::Injected))
+        );
+        assert_eq!(l.reachable(100), None);
+    }
+}
