@@ -95,6 +95,8 @@ mod manager;
 mod persist;
 pub mod protocol;
 mod recovery;
+#[cfg(feature = "redis")]
+mod redis;
 mod strategy;
 mod sync;
 mod validator;
@@ -108,6 +110,8 @@ pub use manager::{HistoryEntry, NonceManager, NonceManagerBuilder};
 #[cfg(feature = "serde")]
 pub use protocol::serde_str;
 pub use recovery::{retry_with_nonce, retry_with_nonce_async, NonceFeedback, RetryError, RetryPolicy};
+#[cfg(feature = "redis")]
+pub use redis::{RedisValidator, RedisValidatorBuilder, MAX_ACCOUNT_LEN};
 pub use strategy::{Strategy, TimeScale, I64_MAX, JS_SAFE_MAX};
 pub use validator::{
     AccountSnapshot, DefaultHashBuilder, NonceValidator, NonceValidatorBuilder, Policy, StateSnapshot, Stats,

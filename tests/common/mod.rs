@@ -1,1 +1,3 @@
 pub mod model;
+#[cfg(feature = "redis")]
+pub mod redis_server;

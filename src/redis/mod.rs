@@ -1,0 +1,593 @@
+//! [`RedisValidator`]: the rules of [`NonceValidator`](crate::NonceValidator)
+//! on Redis (one node or a cluster), so that every gateway behind a load
+//! balancer refuses a replay sent to any of them.
+//!
+//! Each account's whole state is one Redis key, `{prefix:account}` (a hash
+//! tag, so one slot: it runs unchanged on Redis Cluster), holding a packed
+//! binary string, read and written by one Lua script call (`validate.lua`,
+//! the rules of `validator/policy.rs`). The stateless checks (positive,
+//! ceiling, time bounds) run on the gateway with the same code as in memory,
+//! against the gateway's clock; the script never reads the server's time.
+
+mod guard;
+mod store;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{BuildError, Rejection};
+use crate::strategy::{Strategy, TimeScale, I64_MAX};
+use crate::sync::Mutex;
+use crate::validator::{Limits, Policy, Stats, TimeBounds};
+use guard::Guard;
+use redis::{Script, Value};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use store::{Conn, Target};
+
+/// The longest account key accepted, in bytes.
+pub const MAX_ACCOUNT_LEN: usize = 1024;
+
+/// The default `response_timeout`.
+const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
+
+/// The default margin added to every key's time to live (clock skew between gateways and Redis).
+const DEFAULT_EXPIRY_MARGIN: Duration = Duration::from_secs(60);
+
+/// What one script call is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Validate,
+    Check,
+    Last,
+}
+
+impl Op {
+    fn code(self) -> &'static str {
+        match self {
+            Op::Validate => "v",
+            Op::Check => "c",
+            Op::Last => "l",
+        }
+    }
+}
+
+/// Validates nonces against Redis with the rules of [`NonceValidator`](crate::NonceValidator):
+/// the same [`Policy`], time bounds and ceiling give the same verdicts, and N
+/// gateways validating the same `(account, nonce)` at once get exactly one `Ok`.
+///
+/// It fails closed: a connection error, a timeout (`response_timeout`,
+/// default 50 ms) or a script error is [`Rejection::Unavailable`], never an
+/// acceptance; after Redis comes back, validation resumes by itself.
+///
+/// Clones share the connection. Needs a tokio runtime (redis-rs's
+/// `tokio-comp`).
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use monotonic_nonce::{Policy, RedisValidator, Strategy};
+/// use std::time::Duration;
+/// let v = RedisValidator::builder(Policy::HighestK(20))
+///     .url("redis://127.0.0.1:6379")
+///     .strategy(Strategy::Millis)
+///     .max_past(Duration::from_secs(60))
+///     .max_future(Duration::from_secs(5))
+///     .build()
+///     .await?;
+/// v.validate("api-key-1", 1_704_067_200_000).await?;
+/// # Ok(()) }
+/// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub struct RedisValidator<C: Clock = SystemClock> {
+    inner: Arc<Inner<C>>,
+}
+
+impl<C: Clock> Clone for RedisValidator<C> {
+    fn clone(&self) -> Self {
+        Self { inner: Arc::clone(&self.inner) }
+    }
+}
+
+struct Inner<C> {
+    conn: Conn,
+    script: Script,
+    policy: Policy,
+    prefix: Vec<u8>,
+    clock: C,
+    limits: Limits,
+    expiry_margin_ms: u64,
+    timeout: Duration,
+    guard: Guard,
+    stats: Mutex<Stats>,
+}
+
+/// Configures a [`RedisValidator`]; [`build`](Self::build) connects, reads the
+/// server's configuration and refuses every unsafe combination.
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until .build()"]
+pub struct RedisValidatorBuilder<C: Clock = SystemClock> {
+    policy: Policy,
+    target: Option<Target>,
+    prefix: String,
+    clock: C,
+    scale: Result<TimeScale, BuildError>,
+    max_past: Option<Duration>,
+    max_future: Option<Duration>,
+    ceiling: u64,
+    timeout: Duration,
+    expiry_margin: Duration,
+    accept_durability_risk: bool,
+}
+
+impl RedisValidator {
+    /// A builder for `policy` on the [`SystemClock`].
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// let builder = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379");
+    /// # drop(builder);
+    /// ```
+    pub fn builder(policy: Policy) -> RedisValidatorBuilder<SystemClock> {
+        RedisValidatorBuilder {
+            policy,
+            target: None,
+            prefix: "nonce".to_owned(),
+            clock: SystemClock,
+            scale: Ok(TimeScale::MILLIS),
+            max_past: None,
+            max_future: None,
+            ceiling: I64_MAX,
+            timeout: DEFAULT_TIMEOUT,
+            expiry_margin: DEFAULT_EXPIRY_MARGIN,
+            accept_durability_risk: false,
+        }
+    }
+}
+
+impl<C: Clock> RedisValidatorBuilder<C> {
+    /// One Redis node, e.g. `redis://127.0.0.1:6379` (or `rediss://` with TLS support in redis-rs).
+    pub fn url(mut self, url: &str) -> Self {
+        self.target = Some(Target::Url(url.to_owned()));
+        self
+    }
+
+    /// A Redis Cluster, by its seed nodes (`redis://host:port` each).
+    pub fn cluster(mut self, nodes: Vec<String>) -> Self {
+        self.target = Some(Target::Cluster(nodes));
+        self
+    }
+
+    /// The key prefix (default `"nonce"`): an account's key is `{prefix:account}`.
+    /// Must not contain `{` or `}` (they would break the hash tag).
+    pub fn key_prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.to_owned();
+        self
+    }
+
+    /// The clock the time bounds and the restart guard use (default [`SystemClock`]).
+    pub fn clock<D: Clock>(self, clock: D) -> RedisValidatorBuilder<D> {
+        RedisValidatorBuilder {
+            policy: self.policy,
+            target: self.target,
+            prefix: self.prefix,
+            clock,
+            scale: self.scale,
+            max_past: self.max_past,
+            max_future: self.max_future,
+            ceiling: self.ceiling,
+            timeout: self.timeout,
+            expiry_margin: self.expiry_margin,
+            accept_durability_risk: self.accept_durability_risk,
+        }
+    }
+
+    /// The strategy the clients sign with (its [`TimeScale`]), as for the in-memory validator.
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.scale = strategy.time_scale();
+        self
+    }
+
+    /// The time scale directly.
+    pub fn time_scale(mut self, scale: TimeScale) -> Self {
+        self.scale = Ok(scale);
+        self
+    }
+
+    /// Refuse nonces standing for a time more than `d` behind the clock. With
+    /// it, each account key expires once every nonce it could still refuse is
+    /// older than `d` (plus the expiry margin), so memory stays bounded and an
+    /// expired account's replays are all `TooOld`. Without it keys never expire.
+    pub fn max_past(mut self, d: Duration) -> Self {
+        self.max_past = Some(d);
+        self
+    }
+
+    /// Refuse nonces standing for a time more than `d` ahead of the clock; also
+    /// what makes the restart guard possible.
+    pub fn max_future(mut self, d: Duration) -> Self {
+        self.max_future = Some(d);
+        self
+    }
+
+    /// The highest nonce accepted (default [`I64_MAX`]).
+    pub fn ceiling(mut self, ceiling: u64) -> Self {
+        self.ceiling = ceiling;
+        self
+    }
+
+    /// How long to wait for the store's answer (default 50 ms); past it the
+    /// verdict is [`Rejection::Unavailable`].
+    pub fn response_timeout(mut self, d: Duration) -> Self {
+        self.timeout = d;
+        self
+    }
+
+    /// Added to every key's time to live (default 60 s): covers clock skew
+    /// between the gateways and Redis, so a key never expires while a gateway
+    /// with a slower clock could still accept one of its replays.
+    pub fn expiry_margin(mut self, d: Duration) -> Self {
+        self.expiry_margin = d;
+        self
+    }
+
+    /// Accept a store that does not fsync every write (`appendfsync everysec`
+    /// or no AOF) without a `max_future` bound: after a restart that lost up to
+    /// a second of writes, the requests accepted in that second can be replayed
+    /// once. Without this, `build()` refuses that combination.
+    pub fn accept_durability_risk(mut self) -> Self {
+        self.accept_durability_risk = true;
+        self
+    }
+
+    /// Checks the settings, connects, reads `maxmemory-policy`, `appendonly`
+    /// and `appendfsync` on every master, and builds the validator.
+    ///
+    /// # Errors
+    /// [`BuildError::InvalidConfig`] for an invalid policy, strategy, ceiling,
+    /// key prefix or missing `url`/`cluster`; [`BuildError::Store`] when the
+    /// store does not answer, evicts keys (`maxmemory-policy` other than
+    /// `noeviction`), or may lose writes on a restart while there is neither a
+    /// `max_future` nor [`accept_durability_risk`](Self::accept_durability_risk).
+    pub async fn build(self) -> Result<RedisValidator<C>, BuildError> {
+        let policy = self.policy.check()?;
+        let scale = self.scale?;
+        if self.ceiling == 0 {
+            return Err(BuildError::config("ceiling", "0 accepts no nonce; use I64_MAX or JS_SAFE_MAX"));
+        }
+        if self.prefix.contains(['{', '}']) {
+            return Err(BuildError::config("key_prefix", "must not contain '{' or '}': they would break the hash tag"));
+        }
+        let target = self.target.ok_or_else(|| BuildError::config("url", "set .url(..) or .cluster(..)"))?;
+        if self.timeout.is_zero() {
+            return Err(BuildError::config("response_timeout", "must be above 0"));
+        }
+        let bounds = if self.max_past.is_some() || self.max_future.is_some() {
+            Some(TimeBounds {
+                scale,
+                max_past_ms: self.max_past.map(|d| BuildError::duration_ms("max_past", d)).transpose()?,
+                max_future_ms: self.max_future.map(|d| BuildError::duration_ms("max_future", d)).transpose()?,
+            })
+        } else {
+            None
+        };
+        let limits = Limits { ceiling: self.ceiling, bounds };
+        let expiry_margin_ms = BuildError::duration_ms("expiry_margin", self.expiry_margin)?;
+        let conn = Conn::open(&target, self.timeout).await?;
+        let durability = store::check_config(&conn).await?;
+        if !durability.fsync_always && self.max_future.is_none() && !self.accept_durability_risk {
+            return Err(BuildError::Store {
+                reason: "the store does not fsync every write (appendfsync is not always), so a restart can lose accepted nonces and reopen their replays; set max_future (the restart guard), appendfsync always, or call accept_durability_risk()".to_owned(),
+            });
+        }
+        let ids = store::run_ids(&conn).await.map_err(|e| BuildError::Store { reason: format!("INFO server: {e}") })?;
+        let now = self.clock.now_ms()?;
+        // A server that started less than max_future ago may have lost writes this
+        // gateway never saw: start with the guard up (it lasts at most max_future).
+        let floor = if durability.fsync_always {
+            0
+        } else {
+            let uptime_ms = store::uptime_ms(&conn).await.unwrap_or(0);
+            match (self.max_future, limits.reachable(now)) {
+                (Some(f), Some(reachable)) if uptime_ms <= f.as_millis() as u64 + 1_000 => reachable,
+                _ => 0,
+            }
+        };
+        let mut prefix = Vec::with_capacity(self.prefix.len() + 2);
+        prefix.push(b'{');
+        prefix.extend_from_slice(self.prefix.as_bytes());
+        prefix.push(b':');
+        Ok(RedisValidator {
+            inner: Arc::new(Inner {
+                conn,
+                script: Script::new(store::SOURCE),
+                policy,
+                prefix,
+                clock: self.clock,
+                limits,
+                expiry_margin_ms,
+                timeout: self.timeout,
+                guard: Guard::new(ids, now, floor),
+                stats: Mutex::new(Stats::default()),
+            }),
+        })
+    }
+}
+
+/// The nonce as the script's two 32-bit halves.
+fn halves(n: u64) -> (u64, u64) {
+    (n >> 32, n & 0xFFFF_FFFF)
+}
+
+impl<C: Clock> RedisValidator<C> {
+    /// Checks `nonce` for `account` and records it if accepted, atomically on the store.
+    ///
+    /// # Errors
+    /// The [`Rejection`], as [`NonceValidator::validate`](crate::NonceValidator::validate)
+    /// would give it; [`Rejection::Unavailable`] when the store did not answer
+    /// in time (nothing is accepted then); [`Rejection::AccountTooLong`] for a
+    /// key above [`MAX_ACCOUNT_LEN`] bytes.
+    pub async fn validate(&self, account: impl AsRef<[u8]>, nonce: u64) -> Result<(), Rejection> {
+        let verdict = self.call(account.as_ref(), nonce, Op::Validate).await.map(|_| ());
+        self.inner.stats.lock().count(verdict.as_ref().map(|_| ()));
+        verdict
+    }
+
+    /// The verdict `validate` would give now, without recording anything.
+    ///
+    /// # Errors
+    /// As [`validate`](Self::validate).
+    pub async fn check(&self, account: impl AsRef<[u8]>, nonce: u64) -> Result<(), Rejection> {
+        self.call(account.as_ref(), nonce, Op::Check).await.map(|_| ())
+    }
+
+    /// The highest nonce accepted for `account`, if the store holds it.
+    ///
+    /// # Errors
+    /// [`Rejection::Unavailable`] when the store did not answer; [`Rejection::AccountTooLong`].
+    pub async fn last_nonce(&self, account: impl AsRef<[u8]>) -> Result<Option<u64>, Rejection> {
+        let account = account.as_ref();
+        let key = self.key(account)?;
+        let reply = self.eval(&key, Op::Last, 1, 0, None).await?;
+        decode(&reply, 1).map(|(code, last)| (code == 3).then_some(last))
+    }
+
+    /// Validates a batch in one pipelined round trip per node (a cluster
+    /// spreads it over its masters); each result is what `validate` would have
+    /// given, in order. A store error fails every item still waiting on it.
+    pub async fn validate_many<A: AsRef<[u8]>>(&self, batch: &[(A, u64)]) -> Vec<Result<(), Rejection>> {
+        let mut results: Vec<Option<Result<(), Rejection>>> = vec![None; batch.len()];
+        let mut calls: Vec<(usize, Vec<u8>, u64, u64)> = Vec::with_capacity(batch.len());
+        let now = self.inner.clock.now_ms().ok();
+        for (i, (account, nonce)) in batch.iter().enumerate() {
+            let prepared = self.key(account.as_ref()).and_then(|key| {
+                self.inner.limits.precheck(*nonce, || self.inner.clock.now_ms())?;
+                Ok((key, self.ttl_ms(*nonce, now)))
+            });
+            match prepared {
+                Ok((key, ttl)) => calls.push((i, key, *nonce, ttl)),
+                Err(r) => results[i] = Some(Err(r)),
+            }
+        }
+        if !calls.is_empty() {
+            match self.ready(now).await {
+                Err(r) => {
+                    for (i, ..) in &calls {
+                        results[*i] = Some(Err(r.clone()));
+                    }
+                }
+                Ok(floor) => {
+                    let replies = self.eval_many(&calls, floor).await;
+                    for ((i, _, nonce, _), reply) in calls.iter().zip(replies) {
+                        results[*i] = Some(reply.and_then(|v| decode(&v, *nonce).and_then(|c| verdict(c, *nonce))));
+                    }
+                }
+            }
+        }
+        let results: Vec<Result<(), Rejection>> =
+            results.into_iter().map(|r| r.unwrap_or_else(|| Err(unavailable("no reply for this item")))).collect();
+        let mut stats = self.inner.stats.lock();
+        for r in &results {
+            stats.count(r.as_ref().map(|_| ()));
+        }
+        results
+    }
+
+    /// The verdicts given by this validator (and its clones) so far, by kind.
+    pub fn stats(&self) -> Stats {
+        *self.inner.stats.lock()
+    }
+
+    /// How many restarts or failovers of the store this validator has seen.
+    pub fn restarts_seen(&self) -> u64 {
+        self.inner.guard.restarts()
+    }
+
+    /// The floor the restart guard currently imposes (0: none).
+    pub fn guard_floor(&self) -> u64 {
+        self.inner.guard.floor()
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> Policy {
+        self.inner.policy
+    }
+
+    fn key(&self, account: &[u8]) -> Result<Vec<u8>, Rejection> {
+        if account.len() > MAX_ACCOUNT_LEN {
+            return Err(Rejection::AccountTooLong { len: account.len(), max: MAX_ACCOUNT_LEN });
+        }
+        let mut key = Vec::with_capacity(self.inner.prefix.len() + account.len() + 1);
+        key.extend_from_slice(&self.inner.prefix);
+        key.extend_from_slice(account);
+        key.push(b'}');
+        Ok(key)
+    }
+
+    /// The key's time to live after accepting `nonce`: until every nonce up to it
+    /// is older than `max_past`, plus the margin. 0: keys do not expire.
+    fn ttl_ms(&self, nonce: u64, now: Option<u64>) -> u64 {
+        let Some(b) = self.inner.limits.bounds else { return 0 };
+        let (Some(past), Some(now)) = (b.max_past_ms, now) else { return 0 };
+        let until = b.scale.ms_of(nonce).saturating_add(past).saturating_add(self.inner.expiry_margin_ms);
+        until.saturating_sub(now).max(1)
+    }
+
+    /// The restart guard is current; answers its floor.
+    async fn ready(&self, now: Option<u64>) -> Result<u64, Rejection> {
+        let check = self.inner.guard.ensure_checked(&self.inner.conn, now, &self.inner.limits);
+        match tokio::time::timeout(self.inner.timeout, check).await {
+            Ok(Ok(())) => Ok(self.inner.guard.floor()),
+            Ok(Err(e)) => {
+                self.inner.guard.suspect();
+                Err(unavailable(&e))
+            }
+            Err(_) => {
+                self.inner.guard.suspect();
+                Err(unavailable("timed out checking the store's run id"))
+            }
+        }
+    }
+
+    async fn call(&self, account: &[u8], nonce: u64, op: Op) -> Result<u64, Rejection> {
+        let key = self.key(account)?;
+        let mut now = None;
+        self.inner.limits.precheck(nonce, || {
+            let t = self.inner.clock.now_ms();
+            now = t.as_ref().ok().copied();
+            t
+        })?;
+        if now.is_none() {
+            now = self.inner.clock.now_ms().ok();
+        }
+        let floor = self.ready(now).await?;
+        let reply = self.eval(&key, op, nonce, floor, now).await?;
+        decode(&reply, nonce).and_then(|c| verdict(c, nonce)).map(|()| nonce)
+    }
+
+    fn invocation<'a>(&'a self, key: &[u8], op: Op, nonce: u64, floor: u64, ttl: u64) -> redis::ScriptInvocation<'a> {
+        let (policy, param) = match self.inner.policy {
+            Policy::Strict => ("S", 0u64),
+            Policy::HighestK(k) => ("K", k as u64),
+            Policy::Window(w) => ("W", w),
+        };
+        let (nh, nl) = halves(nonce);
+        let (fh, fl) = halves(floor);
+        let mut inv = self.inner.script.key(key);
+        inv.arg(op.code()).arg(policy).arg(param).arg(nh).arg(nl).arg(fh).arg(fl).arg(ttl);
+        inv
+    }
+
+    async fn eval(&self, key: &[u8], op: Op, nonce: u64, floor: u64, now: Option<u64>) -> Result<Value, Rejection> {
+        let ttl = if op == Op::Validate { self.ttl_ms(nonce, now) } else { 0 };
+        let inv = self.invocation(key, op, nonce, floor, ttl);
+        let mut conn = self.inner.conn.clone();
+        match tokio::time::timeout(self.inner.timeout, inv.invoke_async(&mut conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                self.inner.guard.suspect();
+                Err(unavailable(&e.to_string()))
+            }
+            Err(_) => {
+                self.inner.guard.suspect();
+                Err(unavailable("timed out"))
+            }
+        }
+    }
+
+    async fn eval_many(&self, calls: &[(usize, Vec<u8>, u64, u64)], floor: u64) -> Vec<Result<Value, Rejection>> {
+        let failed = |why: String| calls.iter().map(|_| Err(unavailable(&why))).collect::<Vec<_>>();
+        let work = async {
+            match &self.inner.conn {
+                Conn::Single(_) => {
+                    let mut pipe = redis::pipe();
+                    for (_, key, nonce, ttl) in calls {
+                        pipe.invoke_script(&self.invocation(key, Op::Validate, *nonce, floor, *ttl));
+                    }
+                    let first = self.inner.conn.pipeline(&pipe).await;
+                    let replies = match first {
+                        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                            // a restart flushed the script cache: load it and send the batch again
+                            let mut load = redis::cmd("SCRIPT");
+                            load.arg("LOAD").arg(store::SOURCE);
+                            match self.inner.conn.query(&load).await {
+                                Ok(_) => self.inner.conn.pipeline(&pipe).await,
+                                Err(e) => Err(e),
+                            }
+                        }
+                        other => other,
+                    };
+                    match replies {
+                        Ok(values) if values.len() == calls.len() => values.into_iter().map(Ok).collect(),
+                        Ok(values) => failed(format!("{} replies for {} calls", values.len(), calls.len())),
+                        Err(e) => failed(e.to_string()),
+                    }
+                }
+                Conn::Cluster(_) => {
+                    let each =
+                        calls.iter().map(|(_, key, nonce, ttl)| {
+                            let inv = self.invocation(key, Op::Validate, *nonce, floor, *ttl);
+                            let mut conn = self.inner.conn.clone();
+                            async move {
+                                inv.invoke_async::<Value>(&mut conn).await.map_err(|e| unavailable(&e.to_string()))
+                            }
+                        });
+                    futures_util::future::join_all(each).await
+                }
+            }
+        };
+        match tokio::time::timeout(self.inner.timeout, work).await {
+            Ok(replies) => {
+                if replies.iter().any(Result::is_err) {
+                    self.inner.guard.suspect();
+                }
+                replies
+            }
+            Err(_) => {
+                self.inner.guard.suspect();
+                failed("timed out".to_owned())
+            }
+        }
+    }
+}
+
+fn unavailable(why: &str) -> Rejection {
+    Rejection::Unavailable { reason: why.to_owned() }
+}
+
+/// The script's reply: `{code, hi, lo}` → `(code, nonce to move past)`.
+fn decode(v: &Value, _nonce: u64) -> Result<(i64, u64), Rejection> {
+    let Value::Array(items) = v else { return Err(unavailable(&format!("unexpected reply {v:?}"))) };
+    let int = |i: usize| match items.get(i) {
+        Some(Value::Int(n)) => Ok(*n),
+        other => Err(unavailable(&format!("unexpected reply item {other:?}"))),
+    };
+    let (code, hi, lo) = (int(0)?, int(1)?, int(2)?);
+    let (Ok(hi), Ok(lo)) = (u64::try_from(hi), u64::try_from(lo)) else {
+        return Err(unavailable("negative halves in the reply"));
+    };
+    if hi > u64::from(u32::MAX) || lo > u64::from(u32::MAX) {
+        return Err(unavailable("halves above 32 bits in the reply"));
+    }
+    Ok((code, (hi << 32) | lo))
+}
+
+fn verdict((code, last): (i64, u64), nonce: u64) -> Result<(), Rejection> {
+    match code {
+        0 => Ok(()),
+        1 => Err(Rejection::AlreadyUsed { last_nonce: last, attempted_nonce: nonce }),
+        2 => Err(Rejection::TooLow { last_nonce: last, attempted_nonce: nonce }),
+        other => Err(unavailable(&format!("unexpected verdict code {other}"))),
+    }
+}
+
+impl<C: Clock> fmt::Debug for RedisValidator<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisValidator")
+            .field("policy", &self.inner.policy)
+            .field("conn", &self.inner.conn)
+            .field("prefix", &String::from_utf8_lossy(&self.inner.prefix))
+            .field("limits", &self.inner.limits)
+            .field("guard_floor", &self.inner.guard.floor())
+            .finish()
+    }
+}

@@ -1,0 +1,387 @@
+//! `RedisValidator` against real `redis-server` processes the tests start
+//! themselves (free ports, temporary directories): the same verdicts as the
+//! in-memory validator, exactly once under concurrency (one node and a
+//! 3-master cluster), and failing closed through outages and restarts.
+//!
+//! Needs `redis-server` and `redis-cli` (Debian: `apt-get install -y redis-server`);
+//! run with `cargo test --features redis`.
+#![cfg(feature = "redis")]
+
+mod common;
+
+use common::model::Model;
+use common::redis_server::{RedisCluster, RedisServer};
+use monotonic_nonce::{BuildError, Clock, ManualClock, NonceValidator, Policy, RedisValidator, Rejection, I64_MAX};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use std::collections::HashSet;
+use std::time::Duration;
+
+const T0: u64 = 1_704_067_200_000;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+async fn redis_validator(url: &str, policy: Policy, clock: &ManualClock, prefix: &str) -> RedisValidator<ManualClock> {
+    RedisValidator::builder(policy)
+        .url(url)
+        .key_prefix(prefix)
+        .clock(clock.clone())
+        .max_future(Duration::from_secs(5))
+        .max_past(Duration::from_secs(60))
+        .response_timeout(Duration::from_secs(2))
+        .build()
+        .await
+        .unwrap()
+}
+
+#[derive(Debug, Clone)]
+struct Op {
+    account: u8,
+    nonce: u64,
+    record: bool,
+    advance_ms: u64,
+}
+
+/// Nonces around the clock (in bounds), far outside it, and at the edges of u64.
+fn nonce() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        6 => (T0 - 100)..(T0 + 300),         // dense and reordered, inside the bounds
+        2 => (T0 - 70_000)..(T0 + 10_000),   // across both time bounds
+        1 => any::<u64>(),
+        1 => (u64::MAX - 300)..=u64::MAX,
+        1 => (I64_MAX - 300)..=I64_MAX,
+        1 => Just(0u64),
+    ]
+}
+
+fn ops() -> impl Strategy<Value = Vec<Op>> {
+    prop::collection::vec(
+        (0u8..3, nonce(), prop::bool::weighted(0.85), prop_oneof![8 => Just(0u64), 1 => 0u64..2_000])
+            .prop_map(|(account, nonce, record, advance_ms)| Op { account, nonce, record, advance_ms }),
+        1..60,
+    )
+}
+
+/// The same random sequences through `RedisValidator` and `NonceValidator`
+/// (same policy, clock, time bounds and ceiling): the same verdicts and the
+/// same last nonces, every step.
+fn conformance(policy: Policy, cases: u32) {
+    let server = RedisServer::start(&["--appendfsync", "always"]);
+    let rt = runtime();
+    let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+    let case = std::sync::atomic::AtomicU32::new(0);
+    runner
+        .run(&ops(), |ops| {
+            let clock = ManualClock::new(T0);
+            let prefix = format!("c{}", case.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+            let redis = rt.block_on(redis_validator(&server.url(), policy, &clock, &prefix));
+            let memory = NonceValidator::<u8>::builder(policy)
+                .clock(clock.clone())
+                .max_future(Duration::from_secs(5))
+                .max_past(Duration::from_secs(60))
+                .build()
+                .unwrap();
+            for op in &ops {
+                clock.advance(op.advance_ms);
+                let account = [op.account];
+                let (want, got) = if op.record {
+                    (memory.validate(&op.account, op.nonce), rt.block_on(redis.validate(account, op.nonce)))
+                } else {
+                    (memory.check(&op.account, op.nonce), rt.block_on(redis.check(account, op.nonce)))
+                };
+                prop_assert_eq!(&got, &want, "{:?} {:?}", policy, op);
+                let last = rt.block_on(redis.last_nonce(account)).unwrap();
+                prop_assert_eq!(last, memory.last_nonce(&op.account), "{:?} {:?}", policy, op);
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn conformance_strict() {
+    conformance(Policy::Strict, 300);
+}
+
+#[test]
+fn conformance_highest_k() {
+    conformance(Policy::HighestK(4), 300);
+}
+
+#[test]
+fn conformance_window() {
+    for w in [3, 64, 200] {
+        conformance(Policy::Window(w), 150);
+    }
+}
+
+/// Without time bounds, against the reference model that keeps every nonce
+/// (huge jumps, u64::MAX and I64_MAX exercise the script's 64-bit arithmetic).
+#[test]
+fn conformance_without_bounds_matches_the_reference_model() {
+    let server = RedisServer::start(&["--appendfsync", "always"]);
+    let rt = runtime();
+    for policy in [Policy::Strict, Policy::HighestK(3), Policy::Window(5), Policy::Window(130)] {
+        let mut runner = TestRunner::new(Config { cases: 100, failure_persistence: None, ..Config::default() });
+        let case = std::sync::atomic::AtomicU32::new(0);
+        runner
+            .run(&ops(), |ops| {
+                let prefix = format!("m{policy:?}{}", case.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+                let redis = rt
+                    .block_on(
+                        RedisValidator::builder(policy)
+                            .url(&server.url())
+                            .key_prefix(&prefix)
+                            .ceiling(u64::MAX)
+                            .build(),
+                    )
+                    .unwrap();
+                let mut model = Model::new(policy, u64::MAX);
+                for op in &ops {
+                    let want = model.validate(op.account, op.nonce, op.record);
+                    let got = if op.record {
+                        rt.block_on(redis.validate([op.account], op.nonce))
+                    } else {
+                        rt.block_on(redis.check([op.account], op.nonce))
+                    };
+                    prop_assert_eq!(&got, &want, "{:?} {:?}", policy, op);
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+}
+
+/// 8 tasks on 4 connections x 20 000 validations over a small nonce range for
+/// 4 accounts: the `Ok`s are exactly the distinct pairs.
+fn exactly_once(validators: Vec<RedisValidator<ManualClock>>, accounts: u32, rt: &tokio::runtime::Runtime) {
+    let accepted = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for t in 0..8u64 {
+            let v = validators[(t % validators.len() as u64) as usize].clone();
+            tasks.push(tokio::spawn(async move {
+                let mut ok = Vec::new();
+                let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ t;
+                for _ in 0..20_000 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let account = format!("acct-{}", x % u64::from(accounts));
+                    let nonce = T0 + (x >> 32) % 500;
+                    match v.validate(&account, nonce).await {
+                        Ok(()) => ok.push((account, nonce)),
+                        Err(Rejection::Unavailable { reason }) => panic!("store unavailable: {reason}"),
+                        Err(_) => {}
+                    }
+                }
+                ok
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all
+    });
+    let distinct: HashSet<_> = accepted.iter().cloned().collect();
+    assert_eq!(accepted.len(), distinct.len(), "a pair was accepted twice");
+    assert!(distinct.len() > 100, "the run accepted something ({})", distinct.len());
+}
+
+#[test]
+fn concurrent_gateways_accept_each_pair_exactly_once() {
+    let server = RedisServer::start(&["--appendfsync", "always"]);
+    let rt = runtime();
+    let clock = ManualClock::new(T0);
+    let validators: Vec<_> =
+        (0..4).map(|_| rt.block_on(redis_validator(&server.url(), Policy::Window(1_024), &clock, "x"))).collect();
+    exactly_once(validators, 4, &rt);
+}
+
+#[test]
+fn concurrent_gateways_on_a_3_master_cluster_accept_each_pair_exactly_once() {
+    let cluster = RedisCluster::start(&["--appendfsync", "always"]);
+    let rt = runtime();
+    let clock = ManualClock::new(T0);
+    let validators: Vec<_> = (0..4)
+        .map(|_| {
+            rt.block_on(
+                RedisValidator::builder(Policy::HighestK(16))
+                    .cluster(cluster.urls())
+                    .clock(clock.clone())
+                    .max_future(Duration::from_secs(5))
+                    .response_timeout(Duration::from_secs(2))
+                    .build(),
+            )
+            .unwrap()
+        })
+        .collect();
+    exactly_once(validators, 12, &rt);
+    for node in &cluster.nodes {
+        let keys: u64 = node.cli(&["DBSIZE"]).trim().parse().unwrap();
+        assert!(keys > 0, "accounts spread over every master (node {} holds none)", node.port);
+    }
+}
+
+#[test]
+fn an_outage_fails_closed_and_validation_resumes_after_it() {
+    let mut server = RedisServer::start(&["--appendfsync", "always"]);
+    let rt = runtime();
+    let clock = ManualClock::new(T0);
+    let v = rt.block_on(redis_validator(&server.url(), Policy::Strict, &clock, "o"));
+    rt.block_on(v.validate("a", T0)).unwrap();
+    server.kill();
+    for i in 1..=50 {
+        let r = rt.block_on(v.validate("a", T0 + i));
+        assert!(matches!(r, Err(Rejection::Unavailable { .. })), "during the outage: {r:?}");
+    }
+    assert!(rt.block_on(v.check("a", T0 + 1)).is_err());
+    server.restart(); // the AOF brings the account back
+    let start = std::time::Instant::now();
+    loop {
+        match rt.block_on(v.validate("a", T0 + 1_000)) {
+            Ok(()) => break,
+            Err(Rejection::Unavailable { .. }) if start.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            other => panic!("after the restart: {other:?}"),
+        }
+    }
+    let s = v.stats();
+    assert!(s.unavailable >= 50 && s.accepted == 2, "{s:?}");
+}
+
+/// `appendfsync everysec`: a SIGKILL right after a burst can lose the last
+/// second of writes. After the restart, every request accepted in the last 2 s
+/// replayed is refused (the restart guard), and honest traffic is accepted
+/// again once `max_future` has passed.
+#[test]
+fn a_restart_that_lost_writes_never_reopens_a_replay() {
+    let mut server = RedisServer::start(&["--appendfsync", "everysec"]);
+    let rt = runtime();
+    let clock = ManualClock::new(T0);
+    let v = rt.block_on(redis_validator(&server.url(), Policy::HighestK(8), &clock, "r"));
+    // build() saw a server up for less than max_future: the guard starts up; let it pass
+    clock.advance(5_001);
+    let now = clock.now_ms().unwrap();
+    let mut accepted = Vec::new();
+    for i in 0..2_000u64 {
+        let account = format!("k{}", i % 10);
+        let nonce = now + i / 10;
+        if rt.block_on(v.validate(&account, nonce)).is_ok() {
+            accepted.push((account, nonce));
+        }
+    }
+    assert_eq!(accepted.len(), 2_000);
+    server.kill();
+    server.restart();
+    let lost =
+        accepted.iter().filter(|(a, n)| rt.block_on(v.last_nonce(a)).ok().flatten().is_none_or(|l| l < *n)).count();
+    eprintln!("accepted before the kill and missing after the restart: {lost} of {}", accepted.len());
+    for (account, nonce) in &accepted {
+        let r = rt.block_on(v.validate(account, *nonce));
+        assert!(
+            matches!(r, Err(Rejection::TooLow { .. } | Rejection::AlreadyUsed { .. })),
+            "replay of ({account}, {nonce}): {r:?}"
+        );
+    }
+    assert_eq!(v.restarts_seen(), 1);
+    assert_eq!(v.guard_floor(), now + 5_000, "the guard covers now + max_future");
+    // honest traffic: refused until max_future has passed, then accepted
+    let honest = clock.now_ms().unwrap() + 10;
+    assert!(matches!(rt.block_on(v.validate("k0", honest)), Err(Rejection::TooLow { .. })));
+    clock.advance(5_001);
+    assert_eq!(rt.block_on(v.validate("k0", clock.now_ms().unwrap())), Ok(()));
+}
+
+#[test]
+fn build_refuses_an_evicting_store_and_unguarded_durability_risk() {
+    let lru = RedisServer::start(&["--maxmemory-policy", "allkeys-lru"]);
+    let rt = runtime();
+    let r =
+        rt.block_on(RedisValidator::builder(Policy::Strict).url(&lru.url()).max_future(Duration::from_secs(5)).build());
+    match r {
+        Err(BuildError::Store { reason }) => assert!(reason.contains("noeviction"), "{reason}"),
+        other => panic!("allkeys-lru accepted: {other:?}"),
+    }
+    let everysec = RedisServer::start(&["--appendfsync", "everysec"]);
+    let r = rt.block_on(RedisValidator::builder(Policy::Strict).url(&everysec.url()).build());
+    assert!(matches!(r, Err(BuildError::Store { ref reason }) if reason.contains("accept_durability_risk")), "{r:?}");
+    assert!(rt
+        .block_on(RedisValidator::builder(Policy::Strict).url(&everysec.url()).accept_durability_risk().build())
+        .is_ok());
+    let always = RedisServer::start(&["--appendfsync", "always"]);
+    assert!(rt.block_on(RedisValidator::builder(Policy::Strict).url(&always.url()).build()).is_ok());
+    let r = rt.block_on(RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:1").build());
+    assert!(matches!(r, Err(BuildError::Store { .. })), "{r:?}");
+    let r = rt.block_on(RedisValidator::builder(Policy::Strict).url(&always.url()).key_prefix("a{b").build());
+    assert!(matches!(r, Err(BuildError::InvalidConfig { field: "key_prefix", .. })), "{r:?}");
+}
+
+#[test]
+fn account_keys_of_any_bytes_and_an_oversized_one() {
+    let server = RedisServer::start(&["--appendfsync", "always"]);
+    let rt = runtime();
+    let v = rt.block_on(RedisValidator::builder(Policy::Window(64)).url(&server.url()).build()).unwrap();
+    let odd: [&[u8]; 5] = [b"", b"}", b"{x}", &[0xff, 0xfe, 0x00], "ключ".as_bytes()];
+    for (i, account) in odd.iter().enumerate() {
+        let n = 1_000 + i as u64;
+        assert_eq!(rt.block_on(v.validate(account, n)), Ok(()), "{account:?}");
+        assert!(matches!(rt.block_on(v.validate(account, n)), Err(Rejection::AlreadyUsed { .. })), "{account:?}");
+    }
+    let huge = vec![b'a'; 1 << 20];
+    assert_eq!(rt.block_on(v.validate(&huge, 5)), Err(Rejection::AccountTooLong { len: 1 << 20, max: 1024 }));
+    assert_eq!(server.cli(&["DBSIZE"]).trim(), "5", "nothing written for the oversized key");
+}
+
+#[test]
+fn validate_many_gives_each_item_its_own_verdict_in_order() {
+    let server = RedisServer::start(&["--appendfsync", "always"]);
+    let rt = runtime();
+    let v = rt.block_on(RedisValidator::builder(Policy::Strict).url(&server.url()).build()).unwrap();
+    let batch = vec![("a", 5u64), ("b", 7), ("a", 5), ("a", 4), ("c", 0), ("a", 6)];
+    let got = rt.block_on(v.validate_many(&batch));
+    assert_eq!(got[0], Ok(()));
+    assert_eq!(got[1], Ok(()));
+    assert_eq!(got[2], Err(Rejection::AlreadyUsed { last_nonce: 5, attempted_nonce: 5 }));
+    assert_eq!(got[3], Err(Rejection::TooLow { last_nonce: 5, attempted_nonce: 4 }));
+    assert_eq!(got[4], Err(Rejection::NotPositive));
+    assert_eq!(got[5], Ok(()));
+    // after SCRIPT FLUSH (what a restart does), the batch path reloads the script
+    server.cli(&["SCRIPT", "FLUSH"]);
+    assert_eq!(rt.block_on(v.validate_many(&[("d", 1u64)])), vec![Ok(())]);
+}
+
+#[test]
+fn keys_expire_once_every_nonce_they_refuse_is_too_old() {
+    let server = RedisServer::start(&["--appendfsync", "always"]);
+    let rt = runtime();
+    let clock = ManualClock::new(T0);
+    let v = rt
+        .block_on(
+            RedisValidator::builder(Policy::Strict)
+                .url(&server.url())
+                .clock(clock.clone())
+                .max_past(Duration::from_secs(60))
+                .max_future(Duration::from_secs(5))
+                .expiry_margin(Duration::from_secs(1))
+                .build(),
+        )
+        .unwrap();
+    rt.block_on(v.validate("a", T0)).unwrap();
+    let ttl: i64 = server.cli(&["PTTL", "{nonce:a}"]).trim().parse().unwrap();
+    assert!((60_000..=61_000).contains(&ttl), "ttl {ttl}");
+    // a later nonce extends it; an earlier one never shortens it
+    rt.block_on(v.validate("a", T0 + 3_000)).unwrap();
+    let ttl: i64 = server.cli(&["PTTL", "{nonce:a}"]).trim().parse().unwrap();
+    assert!(ttl > 62_000, "ttl {ttl}");
+    let unbounded =
+        rt.block_on(RedisValidator::builder(Policy::Strict).url(&server.url()).key_prefix("u").build()).unwrap();
+    rt.block_on(unbounded.validate("a", 5)).unwrap();
+    assert_eq!(server.cli(&["PTTL", "{u:a}"]).trim(), "-1", "without time bounds keys do not expire");
+    // an expired account's replays are all too old
+    clock.advance(62_000);
+    assert!(matches!(rt.block_on(v.validate("a", T0)), Err(Rejection::TooOld { .. })));
+}
