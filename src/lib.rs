@@ -91,6 +91,7 @@
 mod batch;
 mod clock;
 mod error;
+mod issuer;
 mod manager;
 mod persist;
 pub mod protocol;
@@ -106,6 +107,10 @@ pub use clock::{Clock, CoarseClock, ManualClock, OffsetClock, SystemClock};
 #[cfg(feature = "serde")]
 pub use error::SnapshotError;
 pub use error::{BuildError, ClockError, NonceError, PersistError, Rejection};
+pub use issuer::{
+    retry_bad_nonce, retry_bad_nonce_async, BadNonce, Classified, NonceIssuer, NonceIssuerBuilder, ReplayNonces,
+    DEFAULT_ISSUER_WINDOW,
+};
 pub use manager::{HistoryEntry, NonceManager, NonceManagerBuilder};
 #[cfg(feature = "serde")]
 pub use protocol::serde_str;

@@ -1,0 +1,241 @@
+//! The client side of server-issued nonces: a bounded cache of fresh nonces
+//! ([`ReplayNonces`]) and the bad-nonce retry ([`retry_bad_nonce`]).
+
+use crate::clock::{Clock, SystemClock};
+use crate::sync::Mutex;
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+/// A bounded cache of fresh nonces from `Replay-Nonce` headers: push the one
+/// from every response, error responses included; `take` gives the newest,
+/// never one older than `max_age`, and never the same nonce twice.
+///
+/// ```
+/// use monotonic_nonce::ReplayNonces;
+/// use std::time::Duration;
+/// let nonces = ReplayNonces::new(8, Duration::from_secs(60));
+/// nonces.push("old".into());
+/// nonces.push("new".into());
+/// nonces.push("new".into()); // the same header seen twice: kept once
+/// assert_eq!(nonces.take().as_deref(), Some("new"));
+/// assert_eq!(nonces.take().as_deref(), Some("old"));
+/// assert_eq!(nonces.take(), None);
+/// nonces.push("new".into()); // already handed out: never again
+/// assert_eq!(nonces.take(), None);
+/// ```
+pub struct ReplayNonces {
+    capacity: usize,
+    max_age_ms: u64,
+    clock: Box<dyn Clock>,
+    state: Mutex<Cache>,
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    /// Oldest first: `(nonce, received at ms)`.
+    fresh: VecDeque<(String, u64)>,
+    /// The nonces handed out lately (a bounded memory of `4 * capacity`).
+    taken: VecDeque<String>,
+}
+
+impl fmt::Debug for ReplayNonces {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplayNonces")
+            .field("capacity", &self.capacity)
+            .field("max_age_ms", &self.max_age_ms)
+            .field("fresh", &self.state.lock().fresh.len())
+            .finish()
+    }
+}
+
+impl ReplayNonces {
+    /// Keeps at most `capacity` (at least 1) nonces, each for at most `max_age`.
+    ///
+    /// ```
+    /// let nonces = monotonic_nonce::ReplayNonces::new(4, std::time::Duration::from_secs(30));
+    /// assert!(nonces.is_empty());
+    /// ```
+    pub fn new(capacity: usize, max_age: Duration) -> Self {
+        Self::with_clock(capacity, max_age, SystemClock)
+    }
+
+    /// [`new`](Self::new) with another clock (tests, simulations).
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, ReplayNonces};
+    /// use std::time::Duration;
+    /// let clock = ManualClock::new(0);
+    /// let nonces = ReplayNonces::with_clock(4, Duration::from_secs(1), clock.clone());
+    /// nonces.push("n".into());
+    /// clock.advance(1_001);
+    /// assert_eq!(nonces.take(), None); // too old
+    /// ```
+    pub fn with_clock<C: Clock>(capacity: usize, max_age: Duration, clock: C) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            max_age_ms: u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX),
+            clock: Box::new(clock),
+            state: Mutex::new(Cache::default()),
+        }
+    }
+
+    /// Adds a nonce from a response. A nonce already cached or already handed
+    /// out is ignored; when full, the oldest is dropped.
+    pub fn push(&self, nonce: String) {
+        let now = self.clock.now_ms().unwrap_or(0);
+        let mut c = self.state.lock();
+        if c.fresh.iter().any(|(n, _)| *n == nonce) || c.taken.contains(&nonce) {
+            return;
+        }
+        if c.fresh.len() >= self.capacity {
+            c.fresh.pop_front();
+        }
+        c.fresh.push_back((nonce, now));
+    }
+
+    /// The newest nonce not older than `max_age`, used up by this call; older
+    /// ones are dropped on the way. With a failing clock nothing can be shown
+    /// fresh: `None`.
+    pub fn take(&self) -> Option<String> {
+        let now = self.clock.now_ms().ok()?;
+        let mut c = self.state.lock();
+        let max_age = self.max_age_ms;
+        c.fresh.retain(|(_, at)| now.saturating_sub(*at) <= max_age);
+        let (nonce, _) = c.fresh.pop_back()?;
+        if c.taken.len() >= self.capacity.saturating_mul(4) {
+            c.taken.pop_front();
+        }
+        c.taken.push_back(nonce.clone());
+        Some(nonce)
+    }
+
+    /// How many fresh nonces are cached (some may be past `max_age`).
+    pub fn len(&self) -> usize {
+        self.state.lock().fresh.len()
+    }
+
+    /// Whether none is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What a request's error means for [`retry_bad_nonce`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Classified {
+    /// Not a nonce problem: returned at once.
+    Other,
+    /// `urn:ietf:params:acme:error:badNonce`, with the `Replay-Nonce` of the
+    /// error response when it carried one.
+    BadNonce(Option<String>),
+}
+
+/// Where the next attempt's nonce comes from.
+fn next_nonce<E>(
+    fresh_from_error: &mut Option<String>,
+    nonces: &ReplayNonces,
+    fetch: &mut impl FnMut() -> Result<String, E>,
+) -> Result<String, E> {
+    match fresh_from_error.take() {
+        Some(n) => Ok(n),
+        None => match nonces.take() {
+            Some(n) => Ok(n),
+            None => fetch(),
+        },
+    }
+}
+
+/// Sends `request` with a nonce and repeats only it, up to `max_attempts` in
+/// all, while it fails with `badNonce`. Each attempt's nonce is the one the
+/// last error response carried, else the newest cached, else a new one from
+/// `fetch` (a `HEAD` to `newNonce`). Any other error, and any `fetch` error,
+/// is returned at once. `request` should push the `Replay-Nonce` of every
+/// response into `nonces`.
+///
+/// # Errors
+/// The request's last error, or `fetch`'s.
+///
+/// ```
+/// use monotonic_nonce::{retry_bad_nonce, Classified, NonceIssuer, ReplayNonces};
+/// use std::time::Duration;
+/// let server = NonceIssuer::builder().reject_rate(0.5).build()?;
+/// let nonces = ReplayNonces::new(8, Duration::from_secs(60));
+/// let reply = retry_bad_nonce(
+///     &nonces,
+///     20,
+///     |nonce| server.redeem(nonce).map(|()| "created").map_err(|e| (e, server.issue())),
+///     |(_, fresh): &(_, String)| Classified::BadNonce(Some(fresh.clone())),
+///     || Ok(server.issue()),
+/// );
+/// assert!(reply.is_ok());
+/// # Ok::<(), monotonic_nonce::BuildError>(())
+/// ```
+pub fn retry_bad_nonce<T, E>(
+    nonces: &ReplayNonces,
+    max_attempts: u32,
+    mut request: impl FnMut(&str) -> Result<T, E>,
+    classify: impl Fn(&E) -> Classified,
+    mut fetch: impl FnMut() -> Result<String, E>,
+) -> Result<T, E> {
+    let max = max_attempts.max(1);
+    let mut fresh = None;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let nonce = next_nonce(&mut fresh, nonces, &mut fetch)?;
+        match request(&nonce) {
+            Ok(v) => return Ok(v),
+            Err(e) => match classify(&e) {
+                Classified::BadNonce(from_error) if attempt < max => fresh = from_error,
+                _ => return Err(e),
+            },
+        }
+    }
+}
+
+/// [`retry_bad_nonce`] for async requests and fetches (any `Future`, no runtime assumed).
+///
+/// # Errors
+/// As [`retry_bad_nonce`].
+///
+/// ```
+/// use monotonic_nonce::{retry_bad_nonce_async, Classified, ReplayNonces};
+/// let nonces = ReplayNonces::new(8, std::time::Duration::from_secs(60));
+/// let fut = retry_bad_nonce_async(&nonces, 3, |n: String| async move { Ok::<_, ()>(n) }, |_| Classified::Other, || async { Ok(String::from("n")) });
+/// # drop(fut);
+/// ```
+pub async fn retry_bad_nonce_async<T, E, F, Fut, G, H, HFut>(
+    nonces: &ReplayNonces,
+    max_attempts: u32,
+    mut request: F,
+    classify: G,
+    mut fetch: H,
+) -> Result<T, E>
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    G: Fn(&E) -> Classified,
+    H: FnMut() -> HFut,
+    HFut: Future<Output = Result<String, E>>,
+{
+    let max = max_attempts.max(1);
+    let mut fresh: Option<String> = None;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let nonce = match fresh.take().or_else(|| nonces.take()) {
+            Some(n) => n,
+            None => fetch().await?,
+        };
+        match request(nonce).await {
+            Ok(v) => return Ok(v),
+            Err(e) => match classify(&e) {
+                Classified::BadNonce(from_error) if attempt < max => fresh = from_error,
+                _ => return Err(e),
+            },
+        }
+    }
+}

@@ -1,0 +1,393 @@
+//! Server-issued nonces, the ACME way (RFC 8555 §6.5, §7.2): [`NonceIssuer`]
+//! hands out a fresh nonce with every response (`Replay-Nonce`) and accepts
+//! each once; on the client, [`ReplayNonces`] keeps the fresh ones and
+//! [`retry_bad_nonce`] repeats only the request that failed with `badNonce`.
+//!
+//! # How a nonce is made
+//! `prefix || base64url(counter || issued_ms || tag)`: the counter comes from
+//! one `fetch_add` (so `issue()` is lock-free), and the tag is SipHash-2-4
+//! with a 128-bit output under a key drawn from the operating system's random
+//! source when the issuer is built. SipHash is a pseudorandom function made
+//! for short inputs (its authors designed it as a MAC for exactly this), is
+//! fast (tens of ns for 24 bytes) and has a 128-bit key; with a 128-bit tag a
+//! guessed or altered nonce verifies with probability 2^-128 per attempt, far
+//! below the 2^-64 bound this needs. HMAC-SHA256 would do the same job at
+//! several times the cost and two more dependencies. Because the key lives
+//! only in the process, a restart invalidates every nonce it issued
+//! (`Unknown`), as Let's Encrypt's Boulder does.
+//!
+//! # Bounded
+//! At most `window` nonces are redeemable at a time: a counter `window` or
+//! more behind the latest issued is `TooOld`, and the counters redeemed are
+//! remembered in the RFC 6479 ring of the validator (`window / 8` bytes).
+//!
+//! # Routing by prefix
+//! With several issuers behind one router, give each a prefix of 8 URL-safe
+//! characters: `nonce.get(..8)` names the issuer, so the router sends the
+//! request back to it (a nonce whose prefix is not the issuer's own is
+//! `WrongPrefix`).
+//!
+//! ```
+//! use monotonic_nonce::{BadNonce, NonceIssuer};
+//! let a = NonceIssuer::builder().prefix("gw-a0001").build()?;
+//! let b = NonceIssuer::builder().prefix("gw-b0001").build()?;
+//! let nonce = a.issue();
+//! let route = match nonce.get(..8) { Some("gw-a0001") => &a, _ => &b }; // the router
+//! assert_eq!(route.redeem(&nonce), Ok(()));
+//! assert_eq!(b.redeem(&b.issue()), Ok(()));
+//! assert_eq!(b.redeem(&a.issue()), Err(BadNonce::WrongPrefix));
+//! # Ok::<(), monotonic_nonce::BuildError>(())
+//! ```
+
+mod client;
+mod token;
+
+pub use client::{retry_bad_nonce, retry_bad_nonce_async, Classified, ReplayNonces};
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::BuildError;
+use crate::protocol::Problem;
+use crate::sync::{AtomicU64, Mutex, Ordering};
+use crate::validator::window::{Window, WindowVerdict};
+use crossbeam_utils::CachePadded;
+use std::fmt;
+use std::hash::Hasher;
+use std::time::Duration;
+use token::{Fields, Unreadable};
+
+/// The default window: nonces redeemable at a time (Boulder keeps 65 536).
+pub const DEFAULT_ISSUER_WINDOW: u64 = 1 << 16;
+
+/// Why [`NonceIssuer::redeem`] refused a nonce. Every one is the ACME
+/// `badNonce` error: the client retries with a fresh nonce.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum BadNonce {
+    /// Not a nonce at all: wrong length or characters.
+    #[error("the nonce is malformed")]
+    Malformed,
+    /// Another issuer instance's nonce (its prefix is not this one's).
+    #[error("the nonce was issued by another instance")]
+    WrongPrefix,
+    /// Not issued by this process: forged, altered, or from before a restart.
+    #[error("the nonce is unknown to this server (issued elsewhere or before a restart)")]
+    Unknown,
+    /// Redeemed before.
+    #[error("the nonce was already used")]
+    AlreadyUsed,
+    /// Issued too long ago: more than `window` nonces since, or older than `max_age`.
+    #[error("the nonce is too old")]
+    TooOld,
+    /// Refused on purpose (`reject_rate`), so clients exercise their retry path.
+    #[error("the nonce was rejected on purpose (fault injection)")]
+    Injected,
+    /// `max_age` is set and the server clock failed: refused (fail closed).
+    #[error("the server clock is unavailable, so the nonce's age cannot be checked")]
+    ClockUnavailable,
+}
+
+impl BadNonce {
+    /// The RFC 7807 problem document to answer with (HTTP 400,
+    /// `urn:ietf:params:acme:error:badNonce`).
+    ///
+    /// ```
+    /// let p = monotonic_nonce::BadNonce::AlreadyUsed.problem();
+    /// assert_eq!((p.r#type.as_str(), p.status), ("urn:ietf:params:acme:error:badNonce", 400));
+    /// ```
+    pub fn problem(&self) -> Problem {
+        Problem::bad_nonce(self.to_string())
+    }
+}
+
+/// Issues single-use nonces and redeems each at most once (see the [module docs](self)).
+///
+/// ```
+/// use monotonic_nonce::{BadNonce, NonceIssuer};
+/// let issuer = NonceIssuer::new();
+/// let nonce = issuer.issue();
+/// assert_eq!(issuer.redeem(&nonce), Ok(()));
+/// assert_eq!(issuer.redeem(&nonce), Err(BadNonce::AlreadyUsed));
+/// assert_eq!(NonceIssuer::new().redeem(&nonce), Err(BadNonce::Unknown)); // another process, or a restart
+/// ```
+pub struct NonceIssuer {
+    key: [u8; 16],
+    prefix: String,
+    /// The last counter issued (0: none yet).
+    latest: CachePadded<AtomicU64>,
+    window: u64,
+    /// The counters redeemed, inside the window.
+    redeemed: Mutex<Window>,
+    max_age_ms: Option<u64>,
+    /// `reject_rate` as a threshold on a 64-bit hash (0: never).
+    reject_below: u64,
+    clock: Box<dyn Clock>,
+}
+
+/// Configures a [`NonceIssuer`].
+#[must_use = "a builder does nothing until .build()"]
+pub struct NonceIssuerBuilder {
+    window: u64,
+    prefix: String,
+    max_age: Option<Duration>,
+    reject_rate: f64,
+    clock: Box<dyn Clock>,
+    key: Option<[u8; 16]>,
+}
+
+impl fmt::Debug for NonceIssuerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NonceIssuerBuilder")
+            .field("window", &self.window)
+            .field("prefix", &self.prefix)
+            .field("max_age", &self.max_age)
+            .field("reject_rate", &self.reject_rate)
+            .finish()
+    }
+}
+
+impl Default for NonceIssuer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl NonceIssuer {
+    /// A random key, no prefix, the default window ([`DEFAULT_ISSUER_WINDOW`]), no `max_age`.
+    ///
+    /// # Panics
+    /// If the operating system's random source fails (then no key can be had;
+    /// [`builder`](Self::builder) returns that as an error instead).
+    ///
+    /// ```
+    /// let nonce = monotonic_nonce::NonceIssuer::new().issue();
+    /// assert_eq!(nonce.len(), 43);
+    /// ```
+    pub fn new() -> Self {
+        match Self::builder().build() {
+            Ok(issuer) => issuer,
+            Err(e) => panic!("NonceIssuer::new: {e}"),
+        }
+    }
+
+    /// A builder with the defaults of [`new`](Self::new).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let issuer = monotonic_nonce::NonceIssuer::builder().window(1_024).max_age(Duration::from_secs(3_600)).build()?;
+    /// assert!(issuer.redeem(&issuer.issue()).is_ok());
+    /// # Ok::<(), monotonic_nonce::BuildError>(())
+    /// ```
+    pub fn builder() -> NonceIssuerBuilder {
+        NonceIssuerBuilder {
+            window: DEFAULT_ISSUER_WINDOW,
+            prefix: String::new(),
+            max_age: None,
+            reject_rate: 0.0,
+            clock: Box::new(SystemClock),
+            key: None,
+        }
+    }
+
+    /// A fresh nonce: URL-safe base64 without padding (behind the prefix, if
+    /// any), unforgeable, redeemable once. Lock-free: one `fetch_add`.
+    ///
+    /// ```
+    /// let issuer = monotonic_nonce::NonceIssuer::new();
+    /// assert_ne!(issuer.issue(), issuer.issue());
+    /// ```
+    pub fn issue(&self) -> String {
+        // Relaxed: the counter only has to be unique; `redeem` orders itself
+        // through its lock and reads this only as a bound.
+        let counter = self.latest.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        // The time is only needed for `max_age` (a failing clock gives 0: such a
+        // nonce is then too old for any `max_age`).
+        let issued_ms = if self.max_age_ms.is_some() { self.clock.now_ms().unwrap_or(0) } else { 0 };
+        token::encode(&self.key, &self.prefix, Fields { counter, issued_ms })
+    }
+
+    /// Accepts `nonce` if this issuer issued it, it is inside the window and
+    /// `max_age`, and it was never redeemed; it is then used up.
+    ///
+    /// # Errors
+    /// The [`BadNonce`] saying why; every text, of any length or bytes, gets
+    /// an answer and never a panic.
+    ///
+    /// ```
+    /// use monotonic_nonce::{BadNonce, NonceIssuer};
+    /// let issuer = NonceIssuer::new();
+    /// assert_eq!(issuer.redeem("not a nonce"), Err(BadNonce::Malformed));
+    /// ```
+    pub fn redeem(&self, nonce: &str) -> Result<(), BadNonce> {
+        let fields = token::decode(&self.key, &self.prefix, nonce).map_err(|e| match e {
+            Unreadable::Malformed => BadNonce::Malformed,
+            Unreadable::WrongPrefix => BadNonce::WrongPrefix,
+            Unreadable::Forged => BadNonce::Unknown,
+        })?;
+        // Relaxed: a bound; a counter issued concurrently is only higher, and a
+        // valid tag means this counter was issued, so it is <= the latest.
+        let latest = self.latest.load(Ordering::Relaxed);
+        if fields.counter == 0 || fields.counter > latest {
+            return Err(BadNonce::Unknown); // a valid tag on a counter never issued: the key was reused
+        }
+        if latest - fields.counter >= self.window {
+            return Err(BadNonce::TooOld);
+        }
+        if let Some(max_age) = self.max_age_ms {
+            let now = self.clock.now_ms().map_err(|_| BadNonce::ClockUnavailable)?;
+            if now.saturating_sub(fields.issued_ms) > max_age {
+                return Err(BadNonce::TooOld);
+            }
+        }
+        {
+            let mut redeemed = self.redeemed.lock();
+            match redeemed.check(fields.counter, self.window) {
+                Ok(()) => redeemed.record(fields.counter, self.window),
+                Err(WindowVerdict::Seen) => return Err(BadNonce::AlreadyUsed),
+                Err(WindowVerdict::TooLow) => return Err(BadNonce::TooOld),
+            }
+        }
+        if self.reject_below > 0 && self.draw(fields.counter) < self.reject_below {
+            return Err(BadNonce::Injected); // consumed: recorded above
+        }
+        Ok(())
+    }
+
+    /// Nonces issued so far.
+    ///
+    /// ```
+    /// let issuer = monotonic_nonce::NonceIssuer::new();
+    /// issuer.issue();
+    /// assert_eq!(issuer.issued(), 1);
+    /// ```
+    pub fn issued(&self) -> u64 {
+        // Relaxed: a report.
+        self.latest.load(Ordering::Relaxed)
+    }
+
+    /// Heap bytes held for redeemed nonces: at most the window's ring, whatever the number issued.
+    ///
+    /// ```
+    /// let issuer = monotonic_nonce::NonceIssuer::builder().window(8_192).build()?;
+    /// for _ in 0..100_000 { let n = issuer.issue(); let _ = issuer.redeem(&n); }
+    /// assert!(issuer.heap_bytes() <= 8_192 / 8 + 16);
+    /// # Ok::<(), monotonic_nonce::BuildError>(())
+    /// ```
+    pub fn heap_bytes(&self) -> usize {
+        self.redeemed.lock().ring_len() * 8
+    }
+
+    /// A deterministic pseudo-random draw for `counter` (fault injection).
+    fn draw(&self, counter: u64) -> u64 {
+        let mut h = siphasher::sip::SipHasher13::new_with_key(&self.key);
+        h.write_u64(counter);
+        h.write_u8(0x1d); // domain-separates the draw from the tags
+        h.finish()
+    }
+}
+
+impl fmt::Debug for NonceIssuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NonceIssuer")
+            .field("prefix", &self.prefix)
+            .field("window", &self.window)
+            .field("issued", &self.issued())
+            .field("max_age_ms", &self.max_age_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NonceIssuerBuilder {
+    /// How many of the latest nonces are redeemable at a time (default
+    /// [`DEFAULT_ISSUER_WINDOW`]; at most [`MAX_WINDOW`](crate::MAX_WINDOW)).
+    pub fn window(mut self, window: u64) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// An instance prefix of exactly 8 URL-safe characters (`A-Z a-z 0-9 - _`), for routing.
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.to_owned();
+        self
+    }
+
+    /// Nonces older than this are `TooOld` (off by default).
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = Some(max_age);
+        self
+    }
+
+    /// Rejects this fraction (0.0 to 1.0) of otherwise valid nonces as
+    /// `Injected`, consuming them: Pebble's `PEBBLE_WFE_NONCEREJECT`, so
+    /// clients exercise their retry path. Off by default.
+    pub fn reject_rate(mut self, rate: f64) -> Self {
+        self.reject_rate = rate;
+        self
+    }
+
+    /// The clock for `max_age` (default [`SystemClock`]).
+    pub fn clock<C: Clock>(mut self, clock: C) -> Self {
+        self.clock = Box::new(clock);
+        self
+    }
+
+    /// A fixed key instead of a random one: only for tests and fuzzing, where
+    /// runs must repeat. Two issuers with one key accept each other's nonces.
+    #[doc(hidden)]
+    pub fn insecure_fixed_key(mut self, key: [u8; 16]) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// Checks the settings, draws the key, and builds the issuer.
+    ///
+    /// # Errors
+    /// [`BuildError::InvalidConfig`] for a window of 0 or above
+    /// [`MAX_WINDOW`](crate::MAX_WINDOW), a prefix that is not 8 URL-safe
+    /// characters, a `reject_rate` outside `0.0..=1.0`, a `max_age` beyond u64
+    /// ms; [`BuildError::Store`] if the random source fails.
+    ///
+    /// ```
+    /// use monotonic_nonce::NonceIssuer;
+    /// assert!(NonceIssuer::builder().prefix("short").build().is_err());
+    /// assert!(NonceIssuer::builder().prefix("a/b?c=d!").build().is_err());
+    /// assert!(NonceIssuer::builder().reject_rate(1.5).build().is_err());
+    /// ```
+    pub fn build(self) -> Result<NonceIssuer, BuildError> {
+        if self.window == 0 || self.window > crate::MAX_WINDOW {
+            return Err(BuildError::config("window", format!("{} is outside 1..={}", self.window, crate::MAX_WINDOW)));
+        }
+        if !self.prefix.is_empty()
+            && (self.prefix.len() != token::PREFIX_LEN || !self.prefix.bytes().all(token::url_safe))
+        {
+            return Err(BuildError::config(
+                "prefix",
+                format!("{:?} is not 8 URL-safe characters (A-Z a-z 0-9 - _)", self.prefix),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.reject_rate) {
+            return Err(BuildError::config("reject_rate", format!("{} is outside 0.0..=1.0", self.reject_rate)));
+        }
+        let max_age_ms = self.max_age.map(|d| BuildError::duration_ms("max_age", d)).transpose()?;
+        let key = match self.key {
+            Some(k) => k,
+            None => {
+                let mut k = [0u8; 16];
+                getrandom::fill(&mut k)
+                    .map_err(|e| BuildError::Store { reason: format!("the random source failed: {e}") })?;
+                k
+            }
+        };
+        // the rate as a threshold on a uniform u64 (1.0: every nonce)
+        let reject_below = if self.reject_rate >= 1.0 { u64::MAX } else { (self.reject_rate * 2f64.powi(64)) as u64 };
+        Ok(NonceIssuer {
+            key,
+            prefix: self.prefix,
+            latest: CachePadded::new(AtomicU64::new(0)),
+            window: self.window,
+            redeemed: Mutex::new(Window::new()),
+            max_age_ms,
+            reject_below,
+            clock: self.clock,
+        })
+    }
+}
