@@ -3,41 +3,7 @@
 //! each once; on the client, [`ReplayNonces`] keeps the fresh ones and
 //! [`retry_bad_nonce`] repeats only the request that failed with `badNonce`.
 //!
-//! # How a nonce is made
-//! `prefix || base64url(counter || issued_ms || tag)`: the counter comes from
-//! one `fetch_add` (so `issue()` is lock-free), and the tag is SipHash-2-4
-//! with a 128-bit output under a key drawn from the operating system's random
-//! source when the issuer is built. SipHash is a pseudorandom function made
-//! for short inputs (its authors designed it as a MAC for exactly this), is
-//! fast (tens of ns for 24 bytes) and has a 128-bit key; with a 128-bit tag a
-//! guessed or altered nonce verifies with probability 2^-128 per attempt, far
-//! below the 2^-64 bound this needs. HMAC-SHA256 would do the same job at
-//! several times the cost and two more dependencies. Because the key lives
-//! only in the process, a restart invalidates every nonce it issued
-//! (`Unknown`), as Let's Encrypt's Boulder does.
-//!
-//! # Bounded
-//! At most `window` nonces are redeemable at a time: a counter `window` or
-//! more behind the latest issued is `TooOld`, and the counters redeemed are
-//! remembered in the RFC 6479 ring of the validator (`window / 8` bytes).
-//!
-//! # Routing by prefix
-//! With several issuers behind one router, give each a prefix of 8 URL-safe
-//! characters: `nonce.get(..8)` names the issuer, so the router sends the
-//! request back to it (a nonce whose prefix is not the issuer's own is
-//! `WrongPrefix`).
-//!
-//! ```
-//! use monotonic_nonce::{BadNonce, NonceIssuer};
-//! let a = NonceIssuer::builder().prefix("gw-a0001").build()?;
-//! let b = NonceIssuer::builder().prefix("gw-b0001").build()?;
-//! let nonce = a.issue();
-//! let route = match nonce.get(..8) { Some("gw-a0001") => &a, _ => &b }; // the router
-//! assert_eq!(route.redeem(&nonce), Ok(()));
-//! assert_eq!(b.redeem(&b.issue()), Ok(()));
-//! assert_eq!(b.redeem(&a.issue()), Err(BadNonce::WrongPrefix));
-//! # Ok::<(), monotonic_nonce::BuildError>(())
-//! ```
+//! See [`NonceIssuer`](crate::NonceIssuer) for how a nonce is made and checked.
 
 mod client;
 mod token;
@@ -99,7 +65,43 @@ impl BadNonce {
     }
 }
 
-/// Issues single-use nonces and redeems each at most once (see the [module docs](self)).
+/// Issues single-use nonces and redeems each at most once.
+///
+/// # How a nonce is made
+/// `prefix || base64url(counter || issued_ms || tag)`: the counter comes from
+/// one `fetch_add` (so `issue()` is lock-free), and the tag is SipHash-2-4
+/// with a 128-bit output under a key drawn from the operating system's random
+/// source when the issuer is built. SipHash is a pseudorandom function made
+/// for short inputs (its authors designed it as a MAC for exactly this), is
+/// fast (tens of ns for 24 bytes) and has a 128-bit key; with a 128-bit tag a
+/// guessed or altered nonce verifies with probability 2^-128 per attempt, far
+/// below the 2^-64 bound this needs. HMAC-SHA256 would do the same job at
+/// several times the cost and two more dependencies. Because the key lives
+/// only in the process, a restart invalidates every nonce it issued
+/// (`Unknown`), as Let's Encrypt's Boulder does.
+///
+/// # Bounded
+/// At most `window` nonces are redeemable at a time: a counter `window` or
+/// more behind the latest issued is `TooOld`, and the counters redeemed are
+/// remembered in the RFC 6479 ring of the validator (`window / 8` bytes).
+///
+/// # Routing by prefix
+/// With several issuers behind one router, give each a prefix of 8 URL-safe
+/// characters: `nonce.get(..8)` names the issuer, so the router sends the
+/// request back to it (a nonce whose prefix is not the issuer's own is
+/// `WrongPrefix`).
+///
+/// ```
+/// use monotonic_nonce::{BadNonce, NonceIssuer};
+/// let a = NonceIssuer::builder().prefix("gw-a0001").build()?;
+/// let b = NonceIssuer::builder().prefix("gw-b0001").build()?;
+/// let nonce = a.issue();
+/// let route = match nonce.get(..8) { Some("gw-a0001") => &a, _ => &b }; // the router
+/// assert_eq!(route.redeem(&nonce), Ok(()));
+/// assert_eq!(b.redeem(&b.issue()), Ok(()));
+/// assert_eq!(b.redeem(&a.issue()), Err(BadNonce::WrongPrefix));
+/// # Ok::<(), monotonic_nonce::BuildError>(())
+/// ```
 ///
 /// ```
 /// use monotonic_nonce::{BadNonce, NonceIssuer};
