@@ -45,6 +45,12 @@ pub(crate) enum Expect {
     AllAccepted,
     /// No request accepted: an attack.
     NoneAccepted,
+    /// A baseline that shows the problem: replays are accepted (at least one),
+    /// and every honest request too.
+    ReplaysGetThrough,
+    /// Every honest request accepted, every replay refused.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    HonestOnly,
 }
 
 /// One row of the summary: a scenario's outcome and what it was expected to be.
@@ -53,6 +59,8 @@ pub(crate) struct Row {
     pub(crate) name: String,
     pub(crate) expect: Expect,
     pub(crate) requests: u64,
+    /// Requests that are not replays.
+    pub(crate) honest: u64,
     pub(crate) accepted: u64,
     pub(crate) rejected: BTreeMap<&'static str, u64>,
     pub(crate) replays_accepted: u64,
@@ -73,8 +81,15 @@ impl Row {
     /// The ways this row breaks its expectation or the crate's invariants.
     pub(crate) fn failures(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if self.replays_accepted > 0 {
-            out.push(format!("{}: {} replays accepted", self.name, self.replays_accepted));
+        match self.expect {
+            Expect::ReplaysGetThrough if self.replays_accepted == 0 => {
+                out.push(format!("{}: the baseline accepted no replay; it no longer shows the problem", self.name))
+            }
+            Expect::ReplaysGetThrough => {}
+            _ if self.replays_accepted > 0 => {
+                out.push(format!("{}: {} replays accepted", self.name, self.replays_accepted))
+            }
+            _ => {}
         }
         if self.crate_duplicates > 0 {
             out.push(format!("{}: a crate strategy produced {} duplicate nonces", self.name, self.crate_duplicates));
@@ -88,6 +103,14 @@ impl Row {
             )),
             Expect::NoneAccepted if self.accepted != 0 => {
                 out.push(format!("{}: {} attack requests accepted", self.name, self.accepted))
+            }
+            Expect::HonestOnly | Expect::ReplaysGetThrough if self.accepted - self.replays_accepted != self.honest => {
+                out.push(format!(
+                    "{}: {} of {} honest requests refused",
+                    self.name,
+                    self.honest + self.replays_accepted - self.accepted,
+                    self.honest
+                ))
             }
             _ => {}
         }
@@ -115,7 +138,8 @@ pub(crate) fn exchange<C: Clock>(name: &str, validator: &NonceValidator<u32, C>,
 
 /// [`exchange`] with any validation function (one validator or several behind a balancer).
 pub(crate) fn exchange_with(name: &str, reqs: &[Req], mut validate: impl FnMut(&Req) -> Result<(), Rejection>) -> Row {
-    let mut row = Row { name: name.to_owned(), requests: reqs.len() as u64, ..Row::default() };
+    let honest = reqs.iter().filter(|r| !r.replay).count() as u64;
+    let mut row = Row { name: name.to_owned(), requests: reqs.len() as u64, honest, ..Row::default() };
     let mut latencies = Vec::with_capacity(reqs.len());
     let start = Instant::now();
     for r in reqs {

@@ -14,7 +14,8 @@ fn small_run_holds_its_invariants_and_prints_every_scenario() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "exit {:?}\n{stdout}\n{stderr}", out.status);
-    for scenario in ["| 1 naive", "| 2 Millis", "| 3a", "| 3b", "| 4a", "| 4b", "| 5a", "| 5b", "| 6 attacker"] {
+    for scenario in ["| 1 naive", "| 2 Millis", "| 3a", "| 3b", "| 4a", "| 4b", "| 5a", "| 5b", "| 6 attacker", "| 7a"]
+    {
         assert!(stdout.contains(scenario), "{scenario} missing from\n{stdout}");
     }
     assert!(stderr.contains("invariants held"), "{stderr}");
