@@ -4,8 +4,9 @@
 //! replays get through; with every instance on one Redis, none does.
 
 use crate::network::{exchange_with, Expect, Req, Row};
+use crate::scenario::sim_clock;
 use crate::Args;
-use monotonic_nonce::{NonceManager, NonceValidator, Policy, Rejection, Strategy};
+use monotonic_nonce::{ManualClock, NonceManager, NonceValidator, Policy, Rejection, Strategy};
 use std::time::Duration;
 
 /// Gateways behind the balancer.
@@ -23,12 +24,14 @@ fn strategy(args: &Args) -> Strategy {
     Strategy::Distributed { system_id: 0, total_systems: bots(args) }
 }
 
-/// The requests of the bots sharing account 1 with `Distributed` ids, in send order.
-fn honest(args: &Args) -> Vec<Req> {
+/// The requests of the bots sharing account 1 with `Distributed` ids, in send
+/// order, each bot sending once per ms of `clock` (which this advances).
+fn honest(args: &Args, clock: &ManualClock) -> Vec<Req> {
     let bots = bots(args);
-    let managers: Vec<NonceManager> = (0..bots)
+    let managers: Vec<NonceManager<ManualClock>> = (0..bots)
         .map(|id| {
             NonceManager::builder()
+                .clock(clock.clone())
                 .strategy(Strategy::Distributed { system_id: id, total_systems: bots })
                 .build()
                 .expect("valid strategy")
@@ -40,6 +43,7 @@ fn honest(args: &Args) -> Vec<Req> {
         for m in &managers {
             reqs.push(Req { account: 1, nonce: m.next().expect("a nonce"), replay: false });
         }
+        clock.advance(1);
     }
     reqs
 }
@@ -59,8 +63,9 @@ fn run(name: &str, reqs: &[Req], expect: Expect, mut gateway: impl FnMut(usize, 
     row
 }
 
-fn bounded(strategy: Strategy) -> NonceValidator<u32> {
+fn bounded(strategy: Strategy, clock: &ManualClock) -> NonceValidator<u32, ManualClock> {
     NonceValidator::builder(Policy::HighestK(64))
+        .clock(clock.clone())
         .strategy(strategy)
         .max_future(Duration::from_secs(1))
         .max_past(Duration::from_secs(3_600))
@@ -70,8 +75,9 @@ fn bounded(strategy: Strategy) -> NonceValidator<u32> {
 
 /// 7a: one in-memory validator per gateway.
 pub(crate) fn in_memory(args: &Args) -> Vec<Row> {
-    let reqs = honest(args);
-    let gateways: Vec<NonceValidator<u32>> = (0..GATEWAYS).map(|_| bounded(strategy(args))).collect();
+    let clock = sim_clock();
+    let reqs = honest(args, &clock);
+    let gateways: Vec<_> = (0..GATEWAYS).map(|_| bounded(strategy(args), &clock)).collect();
     vec![run("7a 3 gateways, in-memory each, replay to another", &reqs, Expect::ReplaysGetThrough, |g, r| {
         gateways[g].validate(&r.account, r.nonce)
     })]
@@ -94,11 +100,13 @@ pub(crate) fn on_redis(args: &Args) -> Result<Vec<Row>, String> {
         std::process::id(),
         monotonic_nonce::Clock::now_ms(&monotonic_nonce::SystemClock).unwrap_or(0)
     );
-    let gateways: Vec<RedisValidator> = (0..GATEWAYS)
+    let clock = sim_clock();
+    let gateways: Vec<RedisValidator<ManualClock>> = (0..GATEWAYS)
         .map(|_| {
             rt.block_on(
                 RedisValidator::builder(Policy::HighestK(64))
                     .url(&url)
+                    .clock(clock.clone())
                     .key_prefix(&prefix)
                     .strategy(strategy(args))
                     .max_future(Duration::from_secs(1))
@@ -111,9 +119,9 @@ pub(crate) fn on_redis(args: &Args) -> Result<Vec<Row>, String> {
         .collect::<Result<_, _>>()?;
     if gateways.iter().any(|g| g.guard_floor() > 0) {
         // a server that started less than max_future ago: its restart guard is up for a second
-        std::thread::sleep(Duration::from_millis(1_100));
+        clock.advance(1_001);
     }
-    let reqs = honest(args);
+    let reqs = honest(args, &clock);
     Ok(vec![run("7b 3 gateways, one Redis, replay to another", &reqs, Expect::HonestOnly, |g, r| {
         rt.block_on(gateways[g].validate(r.account.to_be_bytes(), r.nonce))
     })])

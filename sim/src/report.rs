@@ -15,12 +15,12 @@ pub(crate) fn print_table(rows: &[Row]) {
         };
         let lead = r.max_lead_ms.map_or_else(|| "n/a".to_owned(), |l| format!("{l} ms"));
         println!(
-            "| {} | {} | {} | {} | {:.1} M | {} ns | {} ns | {} |",
+            "| {} | {} | {} | {} | {} | {} ns | {} ns | {} |",
             r.name,
             r.requests,
             r.accepted,
             reasons,
-            r.validations_per_s / 1e6,
+            rate(r.validations_per_s),
             r.p50_ns,
             r.p99_ns,
             lead
@@ -85,4 +85,13 @@ pub(crate) fn svg_chart(series: &[(&str, Vec<(f64, f64)>)]) -> String {
     }
     out.push_str("</svg>\n");
     out
+}
+
+/// Validations per second, in M or k.
+fn rate(per_s: f64) -> String {
+    if per_s >= 100_000.0 {
+        format!("{:.1} M", per_s / 1e6)
+    } else {
+        format!("{:.1} k", per_s / 1e3)
+    }
 }
