@@ -5,6 +5,10 @@
 //! - `contended/{2,4,8}`: the mutex generator and `next()` hammered by N
 //!   threads; throughput is aggregate nonces per second.
 //!
+//! - printed before `contended`: the latency of single calls under 8 threads
+//!   (every 8th call timed; p50 / p99 / p99.9) for the mutex generator and
+//!   `next()`, both on `SystemClock`: a lock-free call never waits for a
+//!   descheduled lock holder.
 //! - `persist`: `next()` without `persist` (the baseline) and with it, and
 //!   the cost of one durable mark write.
 //!
@@ -80,7 +84,45 @@ fn run_threads(threads: usize, iters: u64, op: &(dyn Fn() + Sync)) -> Duration {
     })
 }
 
+/// p50 / p99 / p99.9 of single calls of `op` while 8 threads call it, every 8th call timed.
+fn latency_8_threads(name: &str, op: &(dyn Fn() + Sync)) {
+    const CALLS: usize = 200_000;
+    let barrier = Barrier::new(8);
+    let mut samples: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    let mut out = Vec::with_capacity(CALLS / 8);
+                    for i in 0..CALLS {
+                        if i % 8 == 0 {
+                            let t = Instant::now();
+                            op();
+                            out.push(t.elapsed().as_nanos() as u64);
+                        } else {
+                            op();
+                        }
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    samples.sort_unstable();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+    println!("latency, 8 threads, {name:<28} p50 {:>6} ns  p99 {:>8} ns  p99.9 {:>9} ns", at(0.5), at(0.99), at(0.999));
+}
+
 fn contended(c: &mut Criterion) {
+    let mutex_sys = MutexGenerator::new(SystemClock);
+    latency_8_threads("baseline/mutex_next_system", &|| {
+        black_box(mutex_sys.next());
+    });
+    let sys = NonceManager::new();
+    latency_8_threads("next_system", &|| {
+        black_box(sys.next().ok());
+    });
     let mut g = c.benchmark_group("contended");
     for threads in [2usize, 4, 8] {
         // one "iteration" = one nonce on each thread: time/iter is per round,

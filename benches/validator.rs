@@ -8,7 +8,8 @@
 //! window policy really builds its ring and the 1M-account groups really miss
 //! the cache. `in_order` sends `1, 2, 3, ...` instead. Every structure is
 //! primed with two nonces per account before it is timed.
-//! - `single/{1k,1M}`: one thread; naive, Strict, HighestK(16), Window(64), Window(8128).
+//! - `single/{1k,1M}`: one thread; naive, a bare `HashMap<u64, u64>` (the floor of
+//!   any hashed table), Strict, HighestK(20), Window(64), Window(8128).
 //! - `single/1M_in_order`: the same without reordering.
 //! - `threads_1M/{1,2,4}`: N threads on disjoint accounts; throughput is aggregate.
 //!
@@ -42,6 +43,25 @@ trait Target: Sync {
 impl Target for Naive {
     fn feed(&self, account: u64, nonce: u64) -> bool {
         self.validate(account, nonce)
+    }
+}
+
+/// The floor for any hashed table: a bare map from account to its last nonce,
+/// get-and-update, with the crate's default hasher, under one uncontended lock.
+#[derive(Default)]
+struct BareMap {
+    last: Mutex<HashMap<u64, u64, monotonic_nonce::DefaultHashBuilder>>,
+}
+
+impl Target for BareMap {
+    fn feed(&self, account: u64, nonce: u64) -> bool {
+        let mut map = self.last.lock();
+        let last = map.entry(account).or_insert(0);
+        let fresh = nonce > *last;
+        if fresh {
+            *last = nonce;
+        }
+        fresh
     }
 }
 
@@ -98,20 +118,25 @@ impl Traffic {
     }
 }
 
-fn validator(policy: Policy) -> NonceValidator<u64> {
-    NonceValidator::builder(policy).build().expect("valid policy")
+fn validator(policy: Policy, accounts: usize) -> NonceValidator<u64> {
+    NonceValidator::builder(policy).expected_accounts(accounts).build().expect("valid policy")
 }
 
-/// The targets of every group, baseline first.
-type Maker = fn() -> Box<dyn Target>;
+/// The targets of every group, baselines first; each is pre-sized for `accounts`.
+type Maker = fn(usize) -> Box<dyn Target>;
 
-fn targets() -> [(&'static str, Maker); 5] {
+fn targets() -> [(&'static str, Maker); 6] {
     [
-        ("baseline/naive_btreeset", || Box::new(Naive::default())),
-        ("strict", || Box::new(validator(Policy::Strict))),
-        ("highest_k_16", || Box::new(validator(Policy::HighestK(16)))),
-        ("window_64", || Box::new(validator(Policy::Window(64)))),
-        ("window_8128", || Box::new(validator(Policy::Window(8128)))),
+        ("baseline/naive_btreeset", |_| Box::new(Naive::default())),
+        ("baseline/bare_hashmap", |n| {
+            let map = BareMap::default();
+            map.last.lock().reserve(n);
+            Box::new(map)
+        }),
+        ("strict", |n| Box::new(validator(Policy::Strict, n))),
+        ("highest_k_20", |n| Box::new(validator(Policy::HighestK(20), n))),
+        ("window_64", |n| Box::new(validator(Policy::Window(64), n))),
+        ("window_8128", |n| Box::new(validator(Policy::Window(8128), n))),
     ]
 }
 
@@ -122,7 +147,7 @@ fn single(c: &mut Criterion) {
         let mut g = c.benchmark_group(group);
         g.throughput(Throughput::Elements(1));
         for (name, make) in targets() {
-            let target = make();
+            let target = make(accounts);
             let mut traffic = Traffic::new(1, 1, accounts, reordered);
             traffic.prime(&*target);
             g.bench_function(name, |b| {
@@ -167,7 +192,7 @@ fn threads(c: &mut Criterion) {
         // one iteration = one request on each thread
         g.throughput(Throughput::Elements(threads as u64));
         for (name, make) in targets().into_iter().filter(|(name, _)| *name != "window_8128") {
-            let target = make();
+            let target = make(ACCOUNTS);
             let streams: Vec<Mutex<Traffic>> = (0..threads)
                 .map(|t| Mutex::new(Traffic::new(1 + t as u64, threads as u64, ACCOUNTS / threads, true)))
                 .collect();

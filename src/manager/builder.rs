@@ -1,6 +1,6 @@
 //! [`NonceManagerBuilder`]: every setting of a [`NonceManager`], checked once at `build()`.
 
-use super::{History, Hot, NonceManager};
+use super::{History, NonceManager, Seen};
 use crate::clock::{Clock, SystemClock};
 use crate::error::BuildError;
 use crate::persist::DurableMark;
@@ -289,7 +289,8 @@ impl<C: Clock> NonceManagerBuilder<C> {
         now: u64,
     ) -> NonceManager<C> {
         NonceManager {
-            hot: CachePadded::new(Hot::new(floor, now)),
+            last: CachePadded::new(AtomicU64::new(floor)),
+            seen: CachePadded::new(Seen::new(now)),
             max_lead_ms,
             history: (self.history > 0).then(|| {
                 Box::new(History {
@@ -297,7 +298,6 @@ impl<C: Clock> NonceManagerBuilder<C> {
                     entries: Mutex::new(VecDeque::with_capacity(self.history.min(1 << 16))),
                 })
             }),
-            clock_faults: AtomicU64::new(0),
             clock: self.clock,
             strategy: self.strategy,
             params,
