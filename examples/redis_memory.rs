@@ -6,7 +6,6 @@
 //! `cargo run --release --features redis --example redis_memory`
 
 #[path = "../tests/common/redis_server.rs"]
-#[allow(dead_code)]
 mod redis_server;
 
 use monotonic_nonce::{Policy, RedisValidator};
