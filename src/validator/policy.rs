@@ -68,12 +68,14 @@ pub(crate) enum AccountState {
         last: u64,
     },
     HighestK {
-        k: usize,
+        /// `k` as a `u32` (it is at most `MAX_HIGHEST_K`): keeps the state 8 bytes smaller.
+        k: u32,
         /// Ascending; at most `k` values.
         values: VecDeque<u64>,
     },
     Window {
-        w: u64,
+        /// `w` as a `u32` (it is at most `MAX_WINDOW`).
+        w: u32,
         win: Window,
     },
 }
@@ -83,8 +85,9 @@ impl AccountState {
     pub(crate) fn new(policy: Policy) -> Self {
         match policy {
             Policy::Strict => Self::Strict { last: 0 },
-            Policy::HighestK(k) => Self::HighestK { k, values: VecDeque::new() },
-            Policy::Window(w) => Self::Window { w, win: Window::new() },
+            // `Policy::check` bounded both below u32::MAX; saturating keeps that true regardless
+            Policy::HighestK(k) => Self::HighestK { k: u32::try_from(k).unwrap_or(u32::MAX), values: VecDeque::new() },
+            Policy::Window(w) => Self::Window { w: u32::try_from(w).unwrap_or(u32::MAX), win: Window::new() },
         }
     }
 
@@ -108,13 +111,13 @@ impl AccountState {
             Self::HighestK { k, values } => {
                 if values.binary_search(&n).is_ok() {
                     Err(Refusal::AlreadyUsed)
-                } else if values.len() >= *k && values.front().is_some_and(|&min| n < min) {
+                } else if values.len() >= *k as usize && values.front().is_some_and(|&min| n < min) {
                     Err(Refusal::TooLow)
                 } else {
                     Ok(())
                 }
             }
-            Self::Window { w, win } => win.check(n, *w).map_err(|v| match v {
+            Self::Window { w, win } => win.check(n, u64::from(*w)).map_err(|v| match v {
                 WindowVerdict::TooLow => Refusal::TooLow,
                 WindowVerdict::Seen => Refusal::AlreadyUsed,
             }),
@@ -126,11 +129,12 @@ impl AccountState {
         match self {
             Self::Strict { last } => *last = n,
             Self::HighestK { k, values } => {
+                let k = *k as usize;
                 if values.capacity() == 0 {
-                    values.reserve_exact((*k).min(1024));
+                    values.reserve_exact(k.min(1024));
                 }
                 let pos = values.partition_point(|&v| v < n);
-                if values.len() >= *k {
+                if values.len() >= k {
                     // n is above the minimum (check said so): evict it first, then insert.
                     values.pop_front();
                     values.insert(pos - 1, n);
@@ -138,7 +142,7 @@ impl AccountState {
                     values.insert(pos, n);
                 }
             }
-            Self::Window { w, win } => win.record(n, *w),
+            Self::Window { w, win } => win.record(n, u64::from(*w)),
         }
     }
 

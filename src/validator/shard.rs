@@ -250,3 +250,11 @@ mod tests {
         assert_eq!(s.check(&1, 5, 0), Err(Rejection::AlreadyUsed { last_nonce: 5, attempted_nonce: 5 }));
     }
 }
+#[cfg(test)]
+mod size {
+    /// The bucket holds the key and this inline: its size is memory per account.
+    #[test]
+    fn an_entry_stays_within_56_bytes() {
+        assert!(std::mem::size_of::<super::Entry>() <= 56, "{}", std::mem::size_of::<super::Entry>());
+    }
+}

@@ -180,8 +180,12 @@ impl StateSnapshot {
                 let ring = (!ring.is_empty()).then(|| ring.clone());
                 let win = Window::from_parts(*highest, *low, ring, w)
                     .ok_or_else(|| "a window no validator could have produced".to_owned())?;
-                state = match target {
-                    Policy::Window(t) if t == w => AccountState::Window { w, win },
+                state = match (target, &mut state) {
+                    // the same width: the ring is taken as it is
+                    (Policy::Window(t), AccountState::Window { win: fresh, .. }) if t == w => {
+                        *fresh = win;
+                        state
+                    }
                     _ => {
                         // widened: replay what the old window still refuses into the new one
                         for n in win.seen(w) {
