@@ -29,11 +29,35 @@
 local key = KEYS[1]
 local op = ARGV[1]
 local policy = ARGV[2]
-local param = tonumber(ARGV[3])
 local nh, nl = tonumber(ARGV[4]), tonumber(ARGV[5])
 local gh, gl = tonumber(ARGV[6]), tonumber(ARGV[7])
 local ttl = tonumber(ARGV[8])
 
+-- Strict, validate or check: the common case, inline (no helper closures, one GET,
+-- at most one SET), measured at about half the server time of the general path.
+if policy == 'S' and op ~= 'l' then
+  local value = redis.call('GET', key)
+  local h, l = gh, gl -- what a refusal reports: the higher of the last nonce and the floor
+  if value then
+    if string.byte(value, 1) ~= 83 then
+      return redis.error_reply('monotonic-nonce: the key holds state of another policy')
+    end
+    local vh, vl = struct.unpack('>I4I4', value, 2)
+    if vh > h or (vh == h and vl > l) then h, l = vh, vl end
+    if nh == vh and nl == vl and (nh > gh or (nh == gh and nl > gl)) then return {1, h, l} end
+  end
+  if nh < h or (nh == h and nl <= l) then return {2, h, l} end
+  if op == 'v' then
+    redis.call('SET', key, 'S' .. struct.pack('>I4I4', nh, nl), 'KEEPTTL')
+    if ttl > 0 then
+      local cur = redis.call('PTTL', key)
+      if cur < ttl then redis.call('PEXPIRE', key, ttl) end
+    end
+  end
+  return {0, 0, 0}
+end
+
+local param = tonumber(ARGV[3])
 local TWO32 = 4294967296
 local RING_BYTE = 26 -- 0-based offset of the ring in a W value
 
