@@ -68,6 +68,14 @@
 //! # Ok::<(), Rejection>(())
 //! ```
 //!
+//! # Several gateways, and server-issued nonces
+//! `RedisValidator` (feature `redis`) puts the same rules on Redis, one node
+//! or a cluster, so a request replayed to another gateway behind the same load
+//! balancer is refused too; it fails closed and survives Redis restarts with
+//! a guard. [`NonceIssuer`] is the other model (ACME, RFC 8555): the server
+//! issues each nonce and accepts it once; [`ReplayNonces`] and
+//! [`retry_bad_nonce`] are its client side.
+//!
 //! # Restarts and recovery
 //! [`NonceManagerBuilder::persist`] keeps a durable high-water mark so a
 //! restarted bot never reuses a nonce; [`NonceValidator::snapshot`] and

@@ -16,7 +16,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{BuildError, Rejection};
 use crate::strategy::{Strategy, TimeScale, I64_MAX};
 use crate::sync::Mutex;
-use crate::validator::{Limits, Policy, Stats, TimeBounds};
+use crate::validator::{Limits, Policy, Stats};
 use guard::Guard;
 use redis::{Script, Value};
 use std::fmt;
@@ -250,10 +250,7 @@ impl<C: Clock> RedisValidatorBuilder<C> {
     /// `max_future` nor [`accept_durability_risk`](Self::accept_durability_risk).
     pub async fn build(self) -> Result<RedisValidator<C>, BuildError> {
         let policy = self.policy.check()?;
-        let scale = self.scale?;
-        if self.ceiling == 0 {
-            return Err(BuildError::config("ceiling", "0 accepts no nonce; use I64_MAX or JS_SAFE_MAX"));
-        }
+        let limits = Limits::from_settings(self.scale, self.max_past, self.max_future, self.ceiling)?;
         if self.prefix.contains(['{', '}']) {
             return Err(BuildError::config("key_prefix", "must not contain '{' or '}': they would break the hash tag"));
         }
@@ -261,16 +258,6 @@ impl<C: Clock> RedisValidatorBuilder<C> {
         if self.timeout.is_zero() {
             return Err(BuildError::config("response_timeout", "must be above 0"));
         }
-        let bounds = if self.max_past.is_some() || self.max_future.is_some() {
-            Some(TimeBounds {
-                scale,
-                max_past_ms: self.max_past.map(|d| BuildError::duration_ms("max_past", d)).transpose()?,
-                max_future_ms: self.max_future.map(|d| BuildError::duration_ms("max_future", d)).transpose()?,
-            })
-        } else {
-            None
-        };
-        let limits = Limits { ceiling: self.ceiling, bounds };
         let expiry_margin_ms = BuildError::duration_ms("expiry_margin", self.expiry_margin)?;
         let conn = Conn::open(&target, self.timeout).await?;
         let durability = store::check_config(&conn).await?;

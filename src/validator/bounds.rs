@@ -2,8 +2,9 @@
 //! Pure functions of the nonce and the server's clock reading, shared by the
 //! in-memory and the Redis validator so both refuse exactly the same nonces.
 
-use crate::error::{ClockError, Rejection};
+use crate::error::{BuildError, ClockError, Rejection};
 use crate::strategy::TimeScale;
+use std::time::Duration;
 
 /// The time bounds, in milliseconds, and the scale that turns a nonce into time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +22,30 @@ pub(crate) struct Limits {
 }
 
 impl Limits {
+    /// The limits a builder's settings describe, checked: a zero ceiling and
+    /// durations beyond u64 milliseconds are refused, naming the setting.
+    pub(crate) fn from_settings(
+        scale: Result<TimeScale, BuildError>,
+        max_past: Option<Duration>,
+        max_future: Option<Duration>,
+        ceiling: u64,
+    ) -> Result<Self, BuildError> {
+        let scale = scale?;
+        if ceiling == 0 {
+            return Err(BuildError::config("ceiling", "0 accepts no nonce; use I64_MAX or JS_SAFE_MAX"));
+        }
+        let bounds = if max_past.is_some() || max_future.is_some() {
+            Some(TimeBounds {
+                scale,
+                max_past_ms: max_past.map(|d| BuildError::duration_ms("max_past", d)).transpose()?,
+                max_future_ms: max_future.map(|d| BuildError::duration_ms("max_future", d)).transpose()?,
+            })
+        } else {
+            None
+        };
+        Ok(Self { ceiling, bounds })
+    }
+
     /// The verdict for `nonce` at the clock reading `now` (read only when
     /// [`needs_clock`](Self::needs_clock)); a failed reading fails closed.
     pub(crate) fn precheck(&self, nonce: u64, now: impl FnOnce() -> Result<u64, ClockError>) -> Result<(), Rejection> {

@@ -1,7 +1,7 @@
 //! [`NonceValidatorBuilder`]: every setting of a [`NonceValidator`], checked once at `build()`.
 
 use super::shard::Shard;
-use super::{DefaultHashBuilder, Limits, Locked, NonceValidator, Policy, Stats, TimeBounds, ValidatorSnapshot};
+use super::{DefaultHashBuilder, Limits, Locked, NonceValidator, Policy, Stats, ValidatorSnapshot};
 use crate::clock::{Clock, SystemClock};
 use crate::error::BuildError;
 use crate::protocol::JsonNumbers;
@@ -357,10 +357,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
     /// ```
     pub fn build(self) -> Result<NonceValidator<K, C, S>, BuildError> {
         let policy = self.policy.check()?;
-        let scale = self.scale?;
-        if self.ceiling == 0 {
-            return Err(BuildError::config("ceiling", "0 accepts no nonce; use I64_MAX or JS_SAFE_MAX"));
-        }
+        let limits = Limits::from_settings(self.scale, self.max_past, self.max_future, self.ceiling)?;
         match self.max_accounts {
             Some(0) => return Err(BuildError::config("max_accounts", "must be at least 1")),
             Some(n) if self.max_future.is_none() => {
@@ -388,15 +385,6 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
                 self.max_accounts.map_or(d, |m| d.min(1 << m.ilog2()))
             }
         };
-        let bounds = if self.max_past.is_some() || self.max_future.is_some() {
-            Some(TimeBounds {
-                scale,
-                max_past_ms: self.max_past.map(|d| BuildError::duration_ms("max_past", d)).transpose()?,
-                max_future_ms: self.max_future.map(|d| BuildError::duration_ms("max_future", d)).transpose()?,
-            })
-        } else {
-            None
-        };
         let per_shard = self.max_accounts.map(|m| m.div_ceil(shards));
         let presize = self.expected_accounts.div_ceil(shards);
         let validator = NonceValidator {
@@ -410,7 +398,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
             hasher: self.hasher,
             policy,
             clock: self.clock,
-            limits: Limits { ceiling: self.ceiling, bounds },
+            limits,
             json_numbers: self.json_numbers,
             max_accounts: self.max_accounts,
             floor: CachePadded::new(AtomicU64::new(0)),

@@ -14,7 +14,7 @@ pub use builder::NonceValidatorBuilder;
 pub use policy::Policy;
 pub use snapshot::{AccountSnapshot, StateSnapshot, ValidatorSnapshot, SNAPSHOT_VERSION};
 
-pub(crate) use bounds::{Limits, TimeBounds};
+pub(crate) use bounds::Limits;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::Rejection;
