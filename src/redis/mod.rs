@@ -300,11 +300,6 @@ impl<C: Clock> RedisValidatorBuilder<C> {
     }
 }
 
-/// The nonce as the script's two 32-bit halves.
-fn halves(n: u64) -> (u64, u64) {
-    (n >> 32, n & 0xFFFF_FFFF)
-}
-
 impl<C: Clock> RedisValidator<C> {
     /// Checks `nonce` for `account` and records it if accepted, atomically on the store.
     ///
@@ -457,10 +452,11 @@ impl<C: Clock> RedisValidator<C> {
             Policy::HighestK(k) => ("K", k as u64),
             Policy::Window(w) => ("W", w),
         };
-        let (nh, nl) = halves(nonce);
-        let (fh, fl) = halves(floor);
+        let mut pair = [0u8; 16];
+        pair[..8].copy_from_slice(&nonce.to_be_bytes());
+        pair[8..].copy_from_slice(&floor.to_be_bytes());
         let mut inv = self.inner.script.key(key);
-        inv.arg(op.code()).arg(policy).arg(param).arg(nh).arg(nl).arg(fh).arg(fl).arg(ttl);
+        inv.arg(op.code()).arg(policy).arg(param).arg(&pair[..]).arg(ttl);
         inv
     }
 
@@ -541,9 +537,13 @@ fn unavailable(why: &str) -> Rejection {
     Rejection::Unavailable { reason: why.to_owned() }
 }
 
-/// The script's reply: `{code, hi, lo}` → `(code, nonce to move past)`.
+/// The script's reply: `0` (accepted) or `{code, hi, lo}` → `(code, nonce to move past)`.
 fn decode(v: &Value, _nonce: u64) -> Result<(i64, u64), Rejection> {
-    let Value::Array(items) = v else { return Err(unavailable(&format!("unexpected reply {v:?}"))) };
+    let items = match v {
+        Value::Int(0) => return Ok((0, 0)),
+        Value::Array(items) => items,
+        other => return Err(unavailable(&format!("unexpected reply {other:?}"))),
+    };
     let int = |i: usize| match items.get(i) {
         Some(Value::Int(n)) => Ok(*n),
         other => Err(unavailable(&format!("unexpected reply item {other:?}"))),

@@ -7,13 +7,12 @@
 -- ARGV[1]  op: 'v' validate (check, then record), 'c' check, 'l' last nonce
 -- ARGV[2]  policy: 'S' Strict, 'K' HighestK, 'W' Window
 -- ARGV[3]  the policy's k or w (0 for Strict)
--- ARGV[4], ARGV[5]  the nonce as two 32-bit halves (hi, lo)
--- ARGV[6], ARGV[7]  the floor (the gateway's restart guard), as two halves
--- ARGV[8]  the key's time to live in ms after this nonce (0: none), from the gateway's clock
+-- ARGV[4]  16 bytes, big-endian: the nonce, then the floor (the gateway's restart guard)
+-- ARGV[5]  the key's time to live in ms after this nonce (0: none), from the gateway's clock
 --
--- Reply: {code, hi, lo}. code 0: accepted (or, for 'c', would be); 1: already
--- used; 2: too low; hi/lo: a nonce to move past (the highest accepted, or the
--- floor, whichever is higher). For 'l': {3, hi, lo}, or {4, 0, 0} when unknown.
+-- Reply: 0 when accepted (or, for 'c', acceptable); else {code, hi, lo}: code
+-- 1 already used, 2 too low, hi/lo a nonce to move past (the highest accepted,
+-- or the floor, whichever is higher). For 'l': {3, hi, lo}, or {4, 0, 0} when unknown.
 --
 -- Nonces are u64; Lua numbers are doubles, so a nonce is never one number here:
 -- it is a pair of 32-bit halves, compared pairwise, and a difference is formed
@@ -29,9 +28,8 @@
 local key = KEYS[1]
 local op = ARGV[1]
 local policy = ARGV[2]
-local nh, nl = tonumber(ARGV[4]), tonumber(ARGV[5])
-local gh, gl = tonumber(ARGV[6]), tonumber(ARGV[7])
-local ttl = tonumber(ARGV[8])
+local nh, nl, gh, gl = struct.unpack('>I4I4I4I4', ARGV[4])
+local ttl = tonumber(ARGV[5])
 
 -- Strict, validate or check: the common case, inline (no helper closures, one GET,
 -- at most one SET), measured at about half the server time of the general path.
@@ -48,13 +46,16 @@ if policy == 'S' and op ~= 'l' then
   end
   if nh < h or (nh == h and nl <= l) then return {2, h, l} end
   if op == 'v' then
-    redis.call('SET', key, 'S' .. struct.pack('>I4I4', nh, nl), 'KEEPTTL')
     if ttl > 0 then
+      redis.call('SET', key, 'S' .. struct.pack('>I4I4', nh, nl), 'KEEPTTL')
       local cur = redis.call('PTTL', key)
       if cur < ttl then redis.call('PEXPIRE', key, ttl) end
+    else
+      -- without time bounds no key has a time to live to keep
+      redis.call('SET', key, 'S' .. struct.pack('>I4I4', nh, nl))
     end
   end
-  return {0, 0, 0}
+  return 0
 end
 
 local param = tonumber(ARGV[3])
@@ -145,7 +146,7 @@ if not value then
     end
     expire()
   end
-  return {0, 0, 0}
+  return 0
 end
 
 if policy == 'S' then
@@ -157,7 +158,7 @@ if policy == 'S' then
     redis.call('SET', key, 'S' .. pack(nh, nl), 'KEEPTTL')
     expire()
   end
-  return {0, 0, 0}
+  return 0
 end
 
 if policy == 'K' then
@@ -186,7 +187,7 @@ if policy == 'K' then
     redis.call('SET', key, 'K' .. struct.pack('>I4', #parts) .. table.concat(parts), 'KEEPTTL')
     expire()
   end
-  return {0, 0, 0}
+  return 0
 end
 
 -- Window(w)
@@ -231,21 +232,21 @@ if cmp(nh, nl, hh, hl) <= 0 then
     seen = cmp(nh, nl, lh, ll) >= 0
   end
   if seen then return refuse(1, hh, hl) end
-  if not record then return {0, 0, 0} end
+  if not record then return 0 end
 else
-  if not record then return {0, 0, 0} end
+  if not record then return 0 end
   local d = diff(nh, nl, hh, hl)
   if d == nil or d > w then
     -- a jump past the whole window: everything seen falls out
     redis.call('SET', key, 'W' .. pack(nh, nl) .. pack(nh, nl) .. '\0', 'KEEPTTL')
     expire()
-    return {0, 0, 0}
+    return 0
   end
   if not has_ring and d == 1 then
     -- the run grows: no ring needed
     redis.call('SETRANGE', key, 1, pack(nh, nl))
     expire()
-    return {0, 0, 0}
+    return 0
   end
 end
 
@@ -286,4 +287,4 @@ if cmp(nh, nl, hh, hl) > 0 then
 end
 redis.call('SETBIT', key, ring_bit(nh, nl), 1)
 expire()
-return {0, 0, 0}
+return 0
