@@ -1,6 +1,6 @@
 //! `NonceManager` against its baselines, in the same groups:
-//! - `uncontended`: a bare `SystemClock` / `CoarseClock` read, a
-//!   `parking_lot::Mutex<u64>` generator with the same formula, and our
+//! - `uncontended`: a bare `SystemClock` / `CoarseClock` / `SystemTime::now()`
+//!   read, a `parking_lot::Mutex<u64>` generator with the same formula on each, and our
 //!   `next()` / `reserve(1000)`, and `next()` with a 64-entry debug history.
 //! - `contended/{2,4,8}`: the mutex generator and `next()` hammered by N
 //!   threads; throughput is aggregate nonces per second.
@@ -20,6 +20,19 @@ use parking_lot::Mutex;
 use std::hint::black_box;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
+
+/// `SystemTime::now()` in ms: what a hand-written generator reads.
+#[derive(Debug, Clone, Copy)]
+struct StdSystemTime;
+
+impl Clock for StdSystemTime {
+    fn now_ms(&self) -> Result<u64, monotonic_nonce::ClockError> {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| monotonic_nonce::ClockError::BeforeUnixEpoch)?;
+        u64::try_from(d.as_millis()).map_err(|_| monotonic_nonce::ClockError::OutOfRange)
+    }
+}
 
 /// The baseline a careful hand-written generator would use: the same formula
 /// `max(now, last + 1)` under a mutex.
@@ -46,6 +59,9 @@ fn uncontended(c: &mut Criterion) {
     let mut g = c.benchmark_group("uncontended");
     g.throughput(Throughput::Elements(1));
     g.bench_function("baseline/system_clock_read", |b| b.iter(|| black_box(SystemClock.now_ms())));
+    g.bench_function("baseline/std_system_time_read", |b| b.iter(|| black_box(StdSystemTime.now_ms())));
+    let mutex_std = MutexGenerator::new(StdSystemTime);
+    g.bench_function("baseline/mutex_next_std_system_time", |b| b.iter(|| black_box(mutex_std.next())));
     g.bench_function("baseline/coarse_clock_read", |b| b.iter(|| black_box(CoarseClock.now_ms())));
     let mutex_sys = MutexGenerator::new(SystemClock);
     g.bench_function("baseline/mutex_next_system", |b| b.iter(|| black_box(mutex_sys.next())));
@@ -115,9 +131,9 @@ fn latency_8_threads(name: &str, op: &(dyn Fn() + Sync)) {
 }
 
 fn contended(c: &mut Criterion) {
-    let mutex_sys = MutexGenerator::new(SystemClock);
-    latency_8_threads("baseline/mutex_next_system", &|| {
-        black_box(mutex_sys.next());
+    let mutex_std = MutexGenerator::new(StdSystemTime);
+    latency_8_threads("baseline/mutex_next_std_system_time", &|| {
+        black_box(mutex_std.next());
     });
     let sys = NonceManager::new();
     latency_8_threads("next_system", &|| {
@@ -133,6 +149,14 @@ fn contended(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 run_threads(t, iters, &|| {
                     black_box(mutex_sys.next());
+                })
+            })
+        });
+        let mutex_std = MutexGenerator::new(StdSystemTime);
+        g.bench_with_input(BenchmarkId::new("baseline/mutex_next_std_system_time", threads), &threads, |b, &t| {
+            b.iter_custom(|iters| {
+                run_threads(t, iters, &|| {
+                    black_box(mutex_std.next());
                 })
             })
         });
