@@ -385,3 +385,26 @@ fn keys_expire_once_every_nonce_they_refuse_is_too_old() {
     clock.advance(62_000);
     assert!(matches!(rt.block_on(v.validate("a", T0)), Err(Rejection::TooOld { .. })));
 }
+
+/// The guard's floor itself is refused and the nonce just above it accepted,
+/// for every policy (the floor is what a fresh `everysec` server imposes at
+/// `build()`: the last nonce standing for `now + max_future`).
+#[test]
+fn the_guard_floor_itself_is_refused_and_the_next_nonce_accepted() {
+    let server = RedisServer::start(&["--appendfsync", "everysec"]);
+    let rt = runtime();
+    for (i, policy) in [Policy::Strict, Policy::HighestK(4), Policy::Window(64)].into_iter().enumerate() {
+        let clock = ManualClock::new(T0);
+        let v = rt.block_on(redis_validator(&server.url(), policy, &clock, &format!("g{i}")));
+        let floor = v.guard_floor();
+        assert_eq!(floor, T0 + 5_000, "{policy:?}: the server is younger than max_future");
+        clock.advance(1); // T0 + 5 001 is now inside the future bound
+        let want = Rejection::TooLow { last_nonce: floor, attempted_nonce: floor };
+        assert_eq!(rt.block_on(v.validate("a", floor)), Err(want.clone()), "{policy:?}, new account");
+        assert_eq!(rt.block_on(v.check("a", floor)), Err(want), "{policy:?}, check");
+        assert_eq!(rt.block_on(v.validate("a", floor + 1)), Ok(()), "{policy:?}");
+        // an existing account below the floor reports the higher of the two
+        let refused = rt.block_on(v.validate("a", floor));
+        assert_eq!(refused, Err(Rejection::TooLow { last_nonce: floor + 1, attempted_nonce: floor }), "{policy:?}");
+    }
+}
