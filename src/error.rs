@@ -182,16 +182,37 @@ impl PersistError {
     }
 
     /// The file (or its directory, or its lock file) at fault.
+    ///
+    /// ```
+    /// use monotonic_nonce::{BuildError, NonceManager};
+    /// let r = NonceManager::builder().persist("/proc/mn-doc.mark").build();
+    /// let Err(BuildError::Persist(e)) = r else { panic!("{r:?}") };
+    /// assert!(e.path().starts_with("/proc"));
+    /// ```
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// What happened and what to do about it.
+    ///
+    /// ```
+    /// use monotonic_nonce::{BuildError, NonceManager};
+    /// let r = NonceManager::builder().persist("/proc/mn-doc.mark").build();
+    /// let Err(BuildError::Persist(e)) = r else { panic!("{r:?}") };
+    /// assert!(e.reason().contains("lock file"));
+    /// ```
     pub fn reason(&self) -> &str {
         &self.reason
     }
 
     /// The I/O error kind, when an operating-system call failed.
+    ///
+    /// ```
+    /// use monotonic_nonce::{BuildError, NonceManager};
+    /// let r = NonceManager::builder().persist("/proc/mn-doc.mark").build();
+    /// let Err(BuildError::Persist(e)) = r else { panic!("{r:?}") };
+    /// assert!(e.kind().is_some()); // the operating system said why
+    /// ```
     pub fn kind(&self) -> Option<io::ErrorKind> {
         self.source.as_ref().map(|e| e.kind())
     }

@@ -83,6 +83,12 @@ impl ReplayNonces {
 
     /// Adds a nonce from a response. A nonce already cached or already handed
     /// out is ignored; when full, the oldest is dropped.
+    ///
+    /// ```
+    /// let nonces = monotonic_nonce::ReplayNonces::new(4, std::time::Duration::from_secs(60));
+    /// nonces.push("from-the-Replay-Nonce-header".to_owned());
+    /// assert_eq!(nonces.len(), 1);
+    /// ```
     pub fn push(&self, nonce: String) {
         let now = self.clock.now_ms().unwrap_or(0);
         let mut c = self.state.lock();
@@ -98,6 +104,13 @@ impl ReplayNonces {
     /// The newest nonce not older than `max_age`, used up by this call; older
     /// ones are dropped on the way. With a failing clock nothing can be shown
     /// fresh: `None`.
+    ///
+    /// ```
+    /// let nonces = monotonic_nonce::ReplayNonces::new(4, std::time::Duration::from_secs(60));
+    /// nonces.push("n1".to_owned());
+    /// assert_eq!(nonces.take().as_deref(), Some("n1"));
+    /// assert_eq!(nonces.take(), None);
+    /// ```
     pub fn take(&self) -> Option<String> {
         let now = self.clock.now_ms().ok()?;
         let mut c = self.state.lock();
@@ -112,17 +125,34 @@ impl ReplayNonces {
     }
 
     /// How many fresh nonces are cached (some may be past `max_age`).
+    ///
+    /// ```
+    /// let nonces = monotonic_nonce::ReplayNonces::new(4, std::time::Duration::from_secs(60));
+    /// assert_eq!(nonces.len(), 0);
+    /// ```
     pub fn len(&self) -> usize {
         self.state.lock().fresh.len()
     }
 
     /// Whether none is cached.
+    ///
+    /// ```
+    /// let nonces = monotonic_nonce::ReplayNonces::new(4, std::time::Duration::from_secs(60));
+    /// assert!(nonces.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
 
 /// What a request's error means for [`retry_bad_nonce`].
+///
+/// ```
+/// use monotonic_nonce::Classified;
+/// let from_error_response = Some("fresh-nonce".to_owned());
+/// let c = Classified::BadNonce(from_error_response);
+/// assert_ne!(c, Classified::Other);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Classified {

@@ -22,6 +22,10 @@ use std::time::Duration;
 use token::{Fields, Unreadable};
 
 /// The default window: nonces redeemable at a time (Boulder keeps 65 536).
+///
+/// ```
+/// assert_eq!(monotonic_nonce::DEFAULT_ISSUER_WINDOW, 65_536);
+/// ```
 pub const DEFAULT_ISSUER_WINDOW: u64 = 1 << 16;
 
 /// Why [`NonceIssuer::redeem`] refused a nonce. Every one is the ACME
@@ -301,18 +305,40 @@ impl fmt::Debug for NonceIssuer {
 impl NonceIssuerBuilder {
     /// How many of the latest nonces are redeemable at a time (default
     /// [`DEFAULT_ISSUER_WINDOW`]; at most [`MAX_WINDOW`](crate::MAX_WINDOW)).
+    ///
+    /// ```
+    /// use monotonic_nonce::NonceIssuer;
+    /// let issuer = NonceIssuer::builder().window(1_024).build()?;
+    /// assert!(issuer.redeem(&issuer.issue()).is_ok());
+    /// # Ok::<(), monotonic_nonce::BuildError>(())
+    /// ```
     pub fn window(mut self, window: u64) -> Self {
         self.window = window;
         self
     }
 
     /// An instance prefix of exactly 8 URL-safe characters (`A-Z a-z 0-9 - _`), for routing.
+    ///
+    /// ```
+    /// use monotonic_nonce::NonceIssuer;
+    /// let issuer = NonceIssuer::builder().prefix("gw-eu-01").build()?;
+    /// assert!(issuer.issue().starts_with("gw-eu-01"));
+    /// # Ok::<(), monotonic_nonce::BuildError>(())
+    /// ```
     pub fn prefix(mut self, prefix: &str) -> Self {
         self.prefix = prefix.to_owned();
         self
     }
 
     /// Nonces older than this are `TooOld` (off by default).
+    ///
+    /// ```
+    /// use monotonic_nonce::NonceIssuer;
+    /// use std::time::Duration;
+    /// let issuer = NonceIssuer::builder().max_age(Duration::from_secs(3_600)).build()?;
+    /// assert!(issuer.redeem(&issuer.issue()).is_ok());
+    /// # Ok::<(), monotonic_nonce::BuildError>(())
+    /// ```
     pub fn max_age(mut self, max_age: Duration) -> Self {
         self.max_age = Some(max_age);
         self
@@ -321,12 +347,30 @@ impl NonceIssuerBuilder {
     /// Rejects this fraction (0.0 to 1.0) of otherwise valid nonces as
     /// `Injected`, consuming them: Pebble's `PEBBLE_WFE_NONCEREJECT`, so
     /// clients exercise their retry path. Off by default.
+    ///
+    /// ```
+    /// use monotonic_nonce::{BadNonce, NonceIssuer};
+    /// let issuer = NonceIssuer::builder().reject_rate(1.0).build()?;
+    /// assert_eq!(issuer.redeem(&issuer.issue()), Err(BadNonce::Injected));
+    /// # Ok::<(), monotonic_nonce::BuildError>(())
+    /// ```
     pub fn reject_rate(mut self, rate: f64) -> Self {
         self.reject_rate = rate;
         self
     }
 
     /// The clock for `max_age` (default [`SystemClock`]).
+    ///
+    /// ```
+    /// use monotonic_nonce::{BadNonce, ManualClock, NonceIssuer};
+    /// use std::time::Duration;
+    /// let clock = ManualClock::new(1_000_000);
+    /// let issuer = NonceIssuer::builder().clock(clock.clone()).max_age(Duration::from_secs(1)).build()?;
+    /// let n = issuer.issue();
+    /// clock.advance(1_001);
+    /// assert_eq!(issuer.redeem(&n), Err(BadNonce::TooOld));
+    /// # Ok::<(), monotonic_nonce::BuildError>(())
+    /// ```
     pub fn clock<C: Clock>(mut self, clock: C) -> Self {
         self.clock = Box::new(clock);
         self

@@ -25,6 +25,10 @@ use std::time::Duration;
 use store::{Conn, Target};
 
 /// The longest account key accepted, in bytes.
+///
+/// ```
+/// assert_eq!(monotonic_nonce::MAX_ACCOUNT_LEN, 1024);
+/// ```
 pub const MAX_ACCOUNT_LEN: usize = 1024;
 
 /// The default `response_timeout`.
@@ -146,12 +150,26 @@ impl RedisValidator {
 
 impl<C: Clock> RedisValidatorBuilder<C> {
     /// One Redis node, e.g. `redis://127.0.0.1:6379` (or `rediss://` with TLS support in redis-rs).
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// use std::time::Duration;
+    /// let b = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379");
+    /// # drop(b);
+    /// ```
     pub fn url(mut self, url: &str) -> Self {
         self.target = Some(Target::Url(url.to_owned()));
         self
     }
 
     /// A Redis Cluster, by its seed nodes (`redis://host:port` each).
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// let seeds = vec!["redis://10.0.0.5:7000".to_owned(), "redis://10.0.0.6:7000".to_owned()];
+    /// let b = RedisValidator::builder(Policy::Strict).cluster(seeds);
+    /// # drop(b);
+    /// ```
     pub fn cluster(mut self, nodes: Vec<String>) -> Self {
         self.target = Some(Target::Cluster(nodes));
         self
@@ -159,12 +177,25 @@ impl<C: Clock> RedisValidatorBuilder<C> {
 
     /// The key prefix (default `"nonce"`): an account's key is `{prefix:account}`.
     /// Must not contain `{` or `}` (they would break the hash tag).
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// use std::time::Duration;
+    /// let b = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").key_prefix("gw-eu"); // keys are {gw-eu:account}
+    /// # drop(b);
+    /// ```
     pub fn key_prefix(mut self, prefix: &str) -> Self {
         self.prefix = prefix.to_owned();
         self
     }
 
     /// The clock the time bounds and the restart guard use (default [`SystemClock`]).
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, Policy, RedisValidator};
+    /// let b = RedisValidator::builder(Policy::Strict).clock(ManualClock::new(1_704_067_200_000));
+    /// # drop(b);
+    /// ```
     pub fn clock<D: Clock>(self, clock: D) -> RedisValidatorBuilder<D> {
         RedisValidatorBuilder {
             policy: self.policy,
@@ -182,12 +213,24 @@ impl<C: Clock> RedisValidatorBuilder<C> {
     }
 
     /// The strategy the clients sign with (its [`TimeScale`]), as for the in-memory validator.
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator, Strategy};
+    /// let b = RedisValidator::builder(Policy::Strict).strategy(Strategy::Hft { counter_digits: 3 });
+    /// # drop(b);
+    /// ```
     pub fn strategy(mut self, strategy: Strategy) -> Self {
         self.scale = strategy.time_scale();
         self
     }
 
     /// The time scale directly.
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator, TimeScale};
+    /// let b = RedisValidator::builder(Policy::Strict).time_scale(TimeScale::MILLIS);
+    /// # drop(b);
+    /// ```
     pub fn time_scale(mut self, scale: TimeScale) -> Self {
         self.scale = Ok(scale);
         self
@@ -197,6 +240,13 @@ impl<C: Clock> RedisValidatorBuilder<C> {
     /// it, each account key expires once every nonce it could still refuse is
     /// older than `d` (plus the expiry margin), so memory stays bounded and an
     /// expired account's replays are all `TooOld`. Without it keys never expire.
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// use std::time::Duration;
+    /// let b = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").max_past(Duration::from_secs(60));
+    /// # drop(b);
+    /// ```
     pub fn max_past(mut self, d: Duration) -> Self {
         self.max_past = Some(d);
         self
@@ -204,12 +254,26 @@ impl<C: Clock> RedisValidatorBuilder<C> {
 
     /// Refuse nonces standing for a time more than `d` ahead of the clock; also
     /// what makes the restart guard possible.
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// use std::time::Duration;
+    /// let b = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").max_future(Duration::from_secs(5));
+    /// # drop(b);
+    /// ```
     pub fn max_future(mut self, d: Duration) -> Self {
         self.max_future = Some(d);
         self
     }
 
     /// The highest nonce accepted (default [`I64_MAX`]).
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// use std::time::Duration;
+    /// let b = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").ceiling(monotonic_nonce::JS_SAFE_MAX);
+    /// # drop(b);
+    /// ```
     pub fn ceiling(mut self, ceiling: u64) -> Self {
         self.ceiling = ceiling;
         self
@@ -217,6 +281,13 @@ impl<C: Clock> RedisValidatorBuilder<C> {
 
     /// How long to wait for the store's answer (default 50 ms); past it the
     /// verdict is [`Rejection::Unavailable`].
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// use std::time::Duration;
+    /// let b = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").response_timeout(Duration::from_millis(20));
+    /// # drop(b);
+    /// ```
     pub fn response_timeout(mut self, d: Duration) -> Self {
         self.timeout = d;
         self
@@ -225,6 +296,13 @@ impl<C: Clock> RedisValidatorBuilder<C> {
     /// Added to every key's time to live (default 60 s): covers clock skew
     /// between the gateways and Redis, so a key never expires while a gateway
     /// with a slower clock could still accept one of its replays.
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// use std::time::Duration;
+    /// let b = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").max_past(Duration::from_secs(60)).expiry_margin(Duration::from_secs(5));
+    /// # drop(b);
+    /// ```
     pub fn expiry_margin(mut self, d: Duration) -> Self {
         self.expiry_margin = d;
         self
@@ -234,6 +312,13 @@ impl<C: Clock> RedisValidatorBuilder<C> {
     /// or no AOF) without a `max_future` bound: after a restart that lost up to
     /// a second of writes, the requests accepted in that second can be replayed
     /// once. Without this, `build()` refuses that combination.
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// use std::time::Duration;
+    /// let b = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").accept_durability_risk(); // appendfsync everysec, no max_future
+    /// # drop(b);
+    /// ```
     pub fn accept_durability_risk(mut self) -> Self {
         self.accept_durability_risk = true;
         self
@@ -248,6 +333,14 @@ impl<C: Clock> RedisValidatorBuilder<C> {
     /// store does not answer, evicts keys (`maxmemory-policy` other than
     /// `noeviction`), or may lose writes on a restart while there is neither a
     /// `max_future` nor [`accept_durability_risk`](Self::accept_durability_risk).
+    ///
+    /// ```no_run
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let v = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").accept_durability_risk().build().await?;
+    /// # let _ = v;
+    /// # Ok(()) }
+    /// ```
     pub async fn build(self) -> Result<RedisValidator<C>, BuildError> {
         let policy = self.policy.check()?;
         let limits = Limits::from_settings(self.scale, self.max_past, self.max_future, self.ceiling)?;
@@ -308,6 +401,15 @@ impl<C: Clock> RedisValidator<C> {
     /// would give it; [`Rejection::Unavailable`] when the store did not answer
     /// in time (nothing is accepted then); [`Rejection::AccountTooLong`] for a
     /// key above [`MAX_ACCOUNT_LEN`] bytes.
+    ///
+    /// ```no_run
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let v = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").accept_durability_risk().build().await?;
+    /// v.validate("api-key-1", 1_704_067_200_000).await?;
+    /// assert!(v.validate("api-key-1", 1_704_067_200_000).await.is_err()); // a replay, on any gateway
+    /// # Ok(()) }
+    /// ```
     pub async fn validate(&self, account: impl AsRef<[u8]>, nonce: u64) -> Result<(), Rejection> {
         let verdict = self.call(account.as_ref(), nonce, Op::Validate).await.map(|_| ());
         self.inner.stats.lock().count(verdict.as_ref().map(|_| ()));
@@ -318,6 +420,14 @@ impl<C: Clock> RedisValidator<C> {
     ///
     /// # Errors
     /// As [`validate`](Self::validate).
+    ///
+    /// ```no_run
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let v = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").accept_durability_risk().build().await?;
+    /// v.check("api-key-1", 5).await?; // records nothing
+    /// # Ok(()) }
+    /// ```
     pub async fn check(&self, account: impl AsRef<[u8]>, nonce: u64) -> Result<(), Rejection> {
         self.call(account.as_ref(), nonce, Op::Check).await.map(|_| ())
     }
@@ -326,6 +436,15 @@ impl<C: Clock> RedisValidator<C> {
     ///
     /// # Errors
     /// [`Rejection::Unavailable`] when the store did not answer; [`Rejection::AccountTooLong`].
+    ///
+    /// ```no_run
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let v = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").accept_durability_risk().build().await?;
+    /// v.validate(b"key", 7).await?;
+    /// assert_eq!(v.last_nonce(b"key").await?, Some(7));
+    /// # Ok(()) }
+    /// ```
     pub async fn last_nonce(&self, account: impl AsRef<[u8]>) -> Result<Option<u64>, Rejection> {
         let account = account.as_ref();
         let key = self.key(account)?;
@@ -336,6 +455,15 @@ impl<C: Clock> RedisValidator<C> {
     /// Validates a batch in one pipelined round trip per node (a cluster
     /// spreads it over its masters); each result is what `validate` would have
     /// given, in order. A store error fails every item still waiting on it.
+    ///
+    /// ```no_run
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let v = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").accept_durability_risk().build().await?;
+    /// let verdicts = v.validate_many(&[("a", 5u64), ("b", 9), ("a", 5)]).await;
+    /// assert!(verdicts[0].is_ok() && verdicts[2].is_err());
+    /// # Ok(()) }
+    /// ```
     pub async fn validate_many<A: AsRef<[u8]>>(&self, batch: &[(A, u64)]) -> Vec<Result<(), Rejection>> {
         let mut results: Vec<Option<Result<(), Rejection>>> = vec![None; batch.len()];
         let mut calls: Vec<(usize, Vec<u8>, u64, u64)> = Vec::with_capacity(batch.len());
@@ -375,21 +503,54 @@ impl<C: Clock> RedisValidator<C> {
     }
 
     /// The verdicts given by this validator (and its clones) so far, by kind.
+    ///
+    /// ```no_run
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let v = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").accept_durability_risk().build().await?;
+    /// v.validate("k", 1).await?;
+    /// assert_eq!(v.stats().accepted, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn stats(&self) -> Stats {
         *self.inner.stats.lock()
     }
 
     /// How many restarts or failovers of the store this validator has seen.
+    ///
+    /// ```no_run
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let v = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").accept_durability_risk().build().await?;
+    /// assert_eq!(v.restarts_seen(), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn restarts_seen(&self) -> u64 {
         self.inner.guard.restarts()
     }
 
     /// The floor the restart guard currently imposes (0: none).
+    ///
+    /// ```no_run
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let v = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").accept_durability_risk().build().await?;
+    /// println!("nonces up to {} are refused for now", v.guard_floor());
+    /// # Ok(()) }
+    /// ```
     pub fn guard_floor(&self) -> u64 {
         self.inner.guard.floor()
     }
 
     /// The policy.
+    ///
+    /// ```no_run
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let v = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").accept_durability_risk().build().await?;
+    /// assert_eq!(v.policy(), Policy::Strict);
+    /// # Ok(()) }
+    /// ```
     pub fn policy(&self) -> Policy {
         self.inner.policy
     }

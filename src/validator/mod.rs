@@ -55,6 +55,13 @@ pub const MAX_HIGHEST_K: usize = 1 << 16;
 /// [`hasher`](NonceValidatorBuilder::hasher). Measured at 1 000 000 accounts
 /// (`cargo bench --bench validator`, README), foldhash saves the second SipHash
 /// of every lookup and of every rehash.
+///
+/// ```
+/// use monotonic_nonce::{DefaultHashBuilder, NonceValidator, Policy};
+/// let v: NonceValidator<u64> = NonceValidator::builder(Policy::Strict).hasher(DefaultHashBuilder::default()).build()?;
+/// assert!(v.validate(&1, 1).is_ok());
+/// # Ok::<(), monotonic_nonce::BuildError>(())
+/// ```
 pub type DefaultHashBuilder = foldhash::fast::RandomState;
 
 /// How many verdicts of each kind a validator gave, for a gateway to export.

@@ -15,6 +15,11 @@ use crate::sync::Ordering;
 use std::hash::{BuildHasher, Hash};
 
 /// The snapshot format version this build writes and reads.
+///
+/// ```
+/// let v = monotonic_nonce::NonceValidator::<u8>::new(monotonic_nonce::Policy::Strict);
+/// assert_eq!(v.snapshot().version, monotonic_nonce::SNAPSHOT_VERSION);
+/// ```
 pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// The state of a [`NonceValidator`]: its policy, the eviction floor, and
