@@ -411,7 +411,7 @@ impl<C: Clock> RedisValidator<C> {
     /// # Ok(()) }
     /// ```
     pub async fn validate(&self, account: impl AsRef<[u8]>, nonce: u64) -> Result<(), Rejection> {
-        let verdict = self.call(account.as_ref(), nonce, Op::Validate).await.map(|_| ());
+        let verdict = self.call(account.as_ref(), nonce, Op::Validate).await;
         self.inner.stats.lock().count(verdict.as_ref().map(|_| ()));
         verdict
     }
@@ -429,7 +429,7 @@ impl<C: Clock> RedisValidator<C> {
     /// # Ok(()) }
     /// ```
     pub async fn check(&self, account: impl AsRef<[u8]>, nonce: u64) -> Result<(), Rejection> {
-        self.call(account.as_ref(), nonce, Op::Check).await.map(|_| ())
+        self.call(account.as_ref(), nonce, Op::Check).await
     }
 
     /// The highest nonce accepted for `account`, if the store holds it.
@@ -449,7 +449,7 @@ impl<C: Clock> RedisValidator<C> {
         let account = account.as_ref();
         let key = self.key(account)?;
         let reply = self.eval(&key, Op::Last, 1, 0, None).await?;
-        decode(&reply, 1).map(|(code, last)| (code == 3).then_some(last))
+        decode(&reply).map(|(code, last)| (code == 3).then_some(last))
     }
 
     /// Validates a batch in one pipelined round trip per node (a cluster
@@ -467,10 +467,12 @@ impl<C: Clock> RedisValidator<C> {
     pub async fn validate_many<A: AsRef<[u8]>>(&self, batch: &[(A, u64)]) -> Vec<Result<(), Rejection>> {
         let mut results: Vec<Option<Result<(), Rejection>>> = vec![None; batch.len()];
         let mut calls: Vec<(usize, Vec<u8>, u64, u64)> = Vec::with_capacity(batch.len());
-        let now = self.inner.clock.now_ms().ok();
+        // one reading for the whole batch: the bounds, the TTLs and the guard check
+        let reading = self.inner.clock.now_ms();
+        let now = reading.as_ref().ok().copied();
         for (i, (account, nonce)) in batch.iter().enumerate() {
             let prepared = self.key(account.as_ref()).and_then(|key| {
-                self.inner.limits.precheck(*nonce, || self.inner.clock.now_ms())?;
+                self.inner.limits.precheck(*nonce, || reading.clone())?;
                 Ok((key, self.ttl_ms(*nonce, now)))
             });
             match prepared {
@@ -488,7 +490,7 @@ impl<C: Clock> RedisValidator<C> {
                 Ok(floor) => {
                     let replies = self.eval_many(&calls, floor).await;
                     for ((i, _, nonce, _), reply) in calls.iter().zip(replies) {
-                        results[*i] = Some(reply.and_then(|v| decode(&v, *nonce).and_then(|c| verdict(c, *nonce))));
+                        results[*i] = Some(reply.and_then(|v| decode(&v).and_then(|c| verdict(c, *nonce))));
                     }
                 }
             }
@@ -591,20 +593,15 @@ impl<C: Clock> RedisValidator<C> {
         }
     }
 
-    async fn call(&self, account: &[u8], nonce: u64, op: Op) -> Result<u64, Rejection> {
+    async fn call(&self, account: &[u8], nonce: u64, op: Op) -> Result<(), Rejection> {
         let key = self.key(account)?;
-        let mut now = None;
-        self.inner.limits.precheck(nonce, || {
-            let t = self.inner.clock.now_ms();
-            now = t.as_ref().ok().copied();
-            t
-        })?;
-        if now.is_none() {
-            now = self.inner.clock.now_ms().ok();
-        }
+        // one reading for the bounds, the guard check and the TTL
+        let reading = self.inner.clock.now_ms();
+        self.inner.limits.precheck(nonce, || reading.clone())?;
+        let now = reading.ok();
         let floor = self.ready(now).await?;
         let reply = self.eval(&key, op, nonce, floor, now).await?;
-        decode(&reply, nonce).and_then(|c| verdict(c, nonce)).map(|()| nonce)
+        decode(&reply).and_then(|c| verdict(c, nonce))
     }
 
     fn invocation<'a>(&'a self, key: &[u8], op: Op, nonce: u64, floor: u64, ttl: u64) -> redis::ScriptInvocation<'a> {
@@ -699,7 +696,7 @@ fn unavailable(why: &str) -> Rejection {
 }
 
 /// The script's reply: `0` (accepted) or `{code, hi, lo}` → `(code, nonce to move past)`.
-fn decode(v: &Value, _nonce: u64) -> Result<(i64, u64), Rejection> {
+fn decode(v: &Value) -> Result<(i64, u64), Rejection> {
     let items = match v {
         Value::Int(0) => return Ok((0, 0)),
         Value::Array(items) => items,
