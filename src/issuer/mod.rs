@@ -19,7 +19,7 @@ use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::hash::Hasher;
 use std::time::Duration;
-use token::{Fields, Unreadable};
+use token::{Fields, Mac, Unreadable};
 
 /// The default window: nonces redeemable at a time (Boulder keeps 65 536).
 ///
@@ -72,7 +72,9 @@ impl BadNonce {
 /// Issues single-use nonces and redeems each at most once.
 ///
 /// # How a nonce is made
-/// `prefix || base64url(counter || issued_ms || tag)`: the counter comes from
+/// `prefix || base64url(counter || issued_ms || tag)`, 32 characters after the
+/// prefix (43 with `max_age`: only then does a nonce carry its issue time,
+/// `issued_ms`). The counter comes from
 /// one `fetch_add` (so `issue()` is lock-free), and the tag is SipHash-2-4
 /// with a 128-bit output under a key drawn from the operating system's random
 /// source when the issuer is built. SipHash is a pseudorandom function made
@@ -117,6 +119,8 @@ impl BadNonce {
 /// ```
 pub struct NonceIssuer {
     key: [u8; 16],
+    /// The tagger under `key`, with `prefix` absorbed.
+    mac: Mac,
     prefix: String,
     /// The last counter issued (0: none yet).
     latest: CachePadded<AtomicU64>,
@@ -166,7 +170,10 @@ impl NonceIssuer {
     ///
     /// ```
     /// let nonce = monotonic_nonce::NonceIssuer::new().issue();
-    /// assert_eq!(nonce.len(), 43);
+    /// assert_eq!(nonce.len(), 32); // 24 bytes: the counter and the tag
+    /// let timed = monotonic_nonce::NonceIssuer::builder().max_age(std::time::Duration::from_secs(60)).build()?;
+    /// assert_eq!(timed.issue().len(), 43); // 32 bytes: the issue time too
+    /// # Ok::<(), monotonic_nonce::BuildError>(())
     /// ```
     pub fn new() -> Self {
         match Self::builder().build() {
@@ -208,7 +215,7 @@ impl NonceIssuer {
         // The time is only needed for `max_age` (a failing clock gives 0: such a
         // nonce is then too old for any `max_age`).
         let issued_ms = if self.max_age_ms.is_some() { self.clock.now_ms().unwrap_or(0) } else { 0 };
-        token::encode(&self.key, &self.prefix, Fields { counter, issued_ms })
+        token::encode(&self.mac, &self.prefix, Fields { counter, issued_ms })
     }
 
     /// Accepts `nonce` if this issuer issued it, it is inside the window and
@@ -224,7 +231,7 @@ impl NonceIssuer {
     /// assert_eq!(issuer.redeem("not a nonce"), Err(BadNonce::Malformed));
     /// ```
     pub fn redeem(&self, nonce: &str) -> Result<(), BadNonce> {
-        let fields = token::decode(&self.key, &self.prefix, nonce).map_err(|e| match e {
+        let fields = token::decode(&self.mac, &self.prefix, nonce).map_err(|e| match e {
             Unreadable::Malformed => BadNonce::Malformed,
             Unreadable::WrongPrefix => BadNonce::WrongPrefix,
             Unreadable::Forged => BadNonce::Unknown,
@@ -427,6 +434,7 @@ impl NonceIssuerBuilder {
         let reject_below = if self.reject_rate >= 1.0 { u64::MAX } else { (self.reject_rate * 2f64.powi(64)) as u64 };
         Ok(NonceIssuer {
             key,
+            mac: Mac::new(&key, &self.prefix, max_age_ms.is_some()),
             prefix: self.prefix,
             latest: CachePadded::new(AtomicU64::new(0)),
             window: self.window,

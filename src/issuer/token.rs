@@ -1,16 +1,19 @@
 //! The nonce as text: `prefix || base64url(counter || issued_ms || tag)`,
 //! where the tag is SipHash-2-4 with a 128-bit output under the issuer's key
-//! over `prefix || counter || issued_ms`. Pure functions, no state.
+//! over `prefix || counter || issued_ms`. The issue time is only carried when
+//! the issuer has a `max_age` (then 32 bytes, 43 characters); without one a
+//! nonce is the counter and the tag (24 bytes, 32 characters). Pure functions
+//! of the key and the fields, no state.
 
 use siphasher::sip128::{Hasher128, SipHasher24};
 use std::hash::Hasher;
 
-/// Bytes of the payload: counter (8), issue time in ms (8), tag (16).
-pub(crate) const PAYLOAD: usize = 32;
-/// Characters of the encoded payload: 32 bytes in unpadded base64url.
-pub(crate) const ENCODED: usize = 43;
 /// Characters of an instance prefix.
 pub(crate) const PREFIX_LEN: usize = 8;
+/// Bytes of the longest payload: counter (8), issue time in ms (8), tag (16).
+const MAX_PAYLOAD: usize = 32;
+/// 6-byte groups (8 characters each) that hold the longest payload.
+const GROUPS: usize = MAX_PAYLOAD.div_ceil(6);
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -26,40 +29,76 @@ pub(crate) fn url_safe(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'-' || c == b'_'
 }
 
-fn tag(key: &[u8; 16], prefix: &[u8], fields: Fields) -> [u8; 16] {
-    // one write of the whole message: the prefix (8 bytes or none) and the two fields
-    let mut msg = [0u8; PREFIX_LEN + 16];
-    let p = prefix.len().min(PREFIX_LEN);
-    msg[..p].copy_from_slice(&prefix[..p]);
-    msg[p..p + 8].copy_from_slice(&fields.counter.to_be_bytes());
-    msg[p + 8..p + 16].copy_from_slice(&fields.issued_ms.to_be_bytes());
-    let mut h = SipHasher24::new_with_key(key);
-    h.write(&msg[..p + 16]);
-    h.finish128().as_bytes()
+/// The MAC under one issuer's key, with that issuer's prefix already absorbed
+/// (the prefix is one whole SipHash block, so each tag only hashes the fields),
+/// and the issuer's layout.
+#[derive(Clone, Copy)]
+pub(crate) struct Mac {
+    keyed: SipHasher24,
+    /// Whether nonces carry their issue time.
+    timed: bool,
 }
 
-/// The nonce for `fields` under `key`, behind `prefix`.
-pub(crate) fn encode(key: &[u8; 16], prefix: &str, fields: Fields) -> String {
-    let mut payload = [0u8; PAYLOAD + 1]; // one zero byte of padding for the last group
-    payload[..8].copy_from_slice(&fields.counter.to_be_bytes());
-    payload[8..16].copy_from_slice(&fields.issued_ms.to_be_bytes());
-    payload[16..PAYLOAD].copy_from_slice(&tag(key, prefix.as_bytes(), fields));
-    let mut text = [0u8; 44];
-    for (group, out) in payload.chunks_exact(3).zip(text.chunks_exact_mut(4)) {
-        let n = (u32::from(group[0]) << 16) | (u32::from(group[1]) << 8) | u32::from(group[2]);
-        for (i, c) in out.iter_mut().enumerate() {
-            *c = ALPHABET[((n >> (18 - 6 * i)) & 63) as usize];
+impl Mac {
+    pub(crate) fn new(key: &[u8; 16], prefix: &str, timed: bool) -> Self {
+        let mut keyed = SipHasher24::new_with_key(key);
+        keyed.write(prefix.as_bytes());
+        Mac { keyed, timed }
+    }
+
+    /// Bytes of the payload: counter, issue time if timed, tag.
+    fn payload_len(&self) -> usize {
+        if self.timed {
+            MAX_PAYLOAD
+        } else {
+            MAX_PAYLOAD - 8
         }
     }
-    let mut out = Vec::with_capacity(prefix.len() + ENCODED);
-    out.extend_from_slice(prefix.as_bytes());
-    // 32 bytes are 43 characters: the 44th only encodes the padding byte
-    out.extend_from_slice(&text[..ENCODED]);
-    // ASCII by construction (the prefix was checked at build), so this is always Ok
-    match String::from_utf8(out) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+
+    /// Characters of the encoded payload (unpadded base64url).
+    pub(crate) fn encoded_len(&self) -> usize {
+        (self.payload_len() * 8).div_ceil(6)
     }
+
+    /// The tag over `prefix || counter [|| issued_ms]` (each field one
+    /// little-endian 8-byte block: `write_u64` takes the hasher's short path).
+    fn tag(&self, fields: Fields) -> u128 {
+        let mut h = self.keyed;
+        h.write_u64(fields.counter);
+        if self.timed {
+            h.write_u64(fields.issued_ms);
+        }
+        h.finish128().as_u128()
+    }
+}
+
+/// The nonce for `fields` under `mac`, behind `prefix` (the one `mac` absorbed).
+pub(crate) fn encode(mac: &Mac, prefix: &str, fields: Fields) -> String {
+    let mut payload = [0u8; GROUPS * 6]; // zero bytes after the payload pad the last group
+    payload[..8].copy_from_slice(&fields.counter.to_be_bytes());
+    let tag_at = mac.payload_len() - 16;
+    if mac.timed {
+        payload[8..16].copy_from_slice(&fields.issued_ms.to_be_bytes());
+    }
+    payload[tag_at..tag_at + 16].copy_from_slice(&mac.tag(fields).to_be_bytes());
+    let groups = mac.payload_len().div_ceil(6);
+    let mut text = [0u8; GROUPS * 8];
+    for (group, out) in payload.chunks_exact(6).zip(text.chunks_exact_mut(8)).take(groups) {
+        let mut w = [0u8; 8];
+        w[2..].copy_from_slice(group);
+        let n = u64::from_be_bytes(w);
+        for (i, c) in out.iter_mut().enumerate() {
+            *c = ALPHABET[((n >> (42 - 6 * i)) & 63) as usize];
+        }
+    }
+    let mut out = String::with_capacity(prefix.len() + mac.encoded_len());
+    out.push_str(prefix);
+    // Characters past `encoded_len` only encode padding. Every byte comes from
+    // ALPHABET (ASCII), so this is always Ok.
+    if let Ok(body) = std::str::from_utf8(&text[..mac.encoded_len()]) {
+        out.push_str(body);
+    }
+    out
 }
 
 /// The sextet of each base64url character; 0xFF for every other byte.
@@ -84,44 +123,49 @@ pub(crate) enum Unreadable {
     Forged,
 }
 
-/// The fields of `text`, if it is a nonce issued under `key` behind `prefix`.
-pub(crate) fn decode(key: &[u8; 16], prefix: &str, text: &str) -> Result<Fields, Unreadable> {
+/// The fields of `text`, if it is a nonce issued under `mac` behind `prefix`
+/// (`issued_ms` is 0 when `mac` is not timed).
+pub(crate) fn decode(mac: &Mac, prefix: &str, text: &str) -> Result<Fields, Unreadable> {
     let bytes = text.as_bytes();
-    if bytes.len() != prefix.len() + ENCODED {
+    let encoded = mac.encoded_len();
+    if bytes.len() != prefix.len() + encoded {
         return Err(Unreadable::Malformed);
     }
     let (head, body) = bytes.split_at(prefix.len());
     if !head.iter().all(|&c| url_safe(c)) {
         return Err(Unreadable::Malformed);
     }
-    let mut sextets = [0u8; 44]; // the 44th stays 0: the padding the encoder dropped
-    for (s, &c) in sextets.iter_mut().zip(body) {
-        *s = SEXTET[c as usize];
-        if *s == 0xFF {
-            return Err(Unreadable::Malformed);
+    let mut chars = [b'A'; GROUPS * 8]; // 'A' is sextet 0: the padding the encoder dropped
+    chars[..encoded].copy_from_slice(body);
+    let len = mac.payload_len();
+    let mut payload = [0u8; GROUPS * 6];
+    let mut bad = 0u8; // the OR of every sextet: 0xFF marks a byte outside the alphabet
+    for (group, out) in chars.chunks_exact(8).zip(payload.chunks_exact_mut(6)).take(len.div_ceil(6)) {
+        let mut n = 0u64;
+        for &c in group {
+            let s = SEXTET[c as usize];
+            bad |= s;
+            n = (n << 6) | u64::from(s & 63);
         }
+        out.copy_from_slice(&n.to_be_bytes()[2..]);
     }
-    let mut payload = [0u8; PAYLOAD + 1];
-    for (group, out) in sextets.chunks_exact(4).zip(payload.chunks_exact_mut(3)) {
-        let n = group.iter().fold(0u32, |n, &s| (n << 6) | u32::from(s));
-        out.copy_from_slice(&n.to_be_bytes()[1..]);
-    }
-    // the last character carries 4 bits of data and 2 of padding: a canonical nonce has them 0
-    if payload[PAYLOAD] != 0 {
+    // a last character that carries padding bits: a canonical nonce has them 0
+    if bad & 0x80 != 0 || payload[len..].iter().any(|&b| b != 0) {
         return Err(Unreadable::Malformed);
     }
     if head != prefix.as_bytes() {
         return Err(Unreadable::WrongPrefix);
     }
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&payload[..8]);
-    let counter = u64::from_be_bytes(w);
-    w.copy_from_slice(&payload[8..16]);
-    let fields = Fields { counter, issued_ms: u64::from_be_bytes(w) };
-    // compare every byte (no early exit): the time it takes says nothing about the tag
-    let expected = tag(key, head, fields);
-    let diff = expected.iter().zip(&payload[16..PAYLOAD]).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-    if diff != 0 {
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&payload[at..at + 8]);
+        u64::from_be_bytes(w)
+    };
+    let fields = Fields { counter: word(0), issued_ms: if mac.timed { word(8) } else { 0 } };
+    let mut t = [0u8; 16];
+    t.copy_from_slice(&payload[len - 16..len]);
+    // one comparison of the whole 128 bits (no early exit on a first differing byte)
+    if mac.tag(fields) ^ u128::from_be_bytes(t) != 0 {
         return Err(Unreadable::Forged);
     }
     Ok(fields)
@@ -135,31 +179,45 @@ mod tests {
 
     #[test]
     fn encode_then_decode_round_trips_and_is_url_safe() {
-        for (prefix, counter, issued_ms) in
-            [("", 1, 0), ("abcd-_XY", u64::MAX, u64::MAX), ("", 1 << 40, 1_704_067_200_000)]
-        {
+        for (prefix, counter, issued_ms, timed) in [
+            ("", 1, 0, false),
+            ("", 1, 0, true),
+            ("abcd-_XY", u64::MAX, u64::MAX, true),
+            ("abcd-_XY", u64::MAX, 0, false),
+            ("", 1 << 40, 1_704_067_200_000, true),
+        ] {
             let f = Fields { counter, issued_ms };
-            let text = encode(&KEY, prefix, f);
-            assert_eq!(text.len(), prefix.len() + ENCODED);
+            let mac = Mac::new(&KEY, prefix, timed);
+            let text = encode(&mac, prefix, f);
+            assert_eq!(text.len(), prefix.len() + if timed { 43 } else { 32 });
             assert!(text.bytes().all(url_safe), "{text}");
-            assert_eq!(decode(&KEY, prefix, &text), Ok(f));
+            assert_eq!(decode(&mac, prefix, &text), Ok(f));
         }
     }
 
     #[test]
     fn every_single_character_change_is_refused() {
-        let text = encode(&KEY, "", Fields { counter: 7, issued_ms: 9 });
+        for timed in [false, true] {
+            let mac = Mac::new(&KEY, "", timed);
+            let text = encode(&mac, "", Fields { counter: 7, issued_ms: if timed { 9 } else { 0 } });
+            every_change_is_refused(&mac, &text);
+            assert_eq!(decode(&Mac::new(b"another key 16by", "", timed), "", &text), Err(Unreadable::Forged));
+            // the other layout's length
+            assert_eq!(decode(&Mac::new(&KEY, "", !timed), "", &text), Err(Unreadable::Malformed));
+        }
+    }
+
+    fn every_change_is_refused(mac: &Mac, text: &str) {
         for i in 0..text.len() {
             for c in ALPHABET.iter().copied() {
-                let mut b = text.clone().into_bytes();
+                let mut b = text.as_bytes().to_vec();
                 if b[i] == c {
                     continue;
                 }
                 b[i] = c;
                 let t = String::from_utf8(b).unwrap();
-                assert!(decode(&KEY, "", &t).is_err(), "changed at {i} to {} and accepted", c as char);
+                assert!(decode(mac, "", &t).is_err(), "changed at {i} to {} and accepted", c as char);
             }
         }
-        assert_eq!(decode(b"another key 16by", "", &text), Err(Unreadable::Forged));
     }
 }
