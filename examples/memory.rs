@@ -6,17 +6,29 @@
 //! `cargo run --release --example memory [accounts]` (default 1 000 000)
 //!
 //! Each account receives 20 nonces, either in order (`1, 2, 3, ...`) or as
-//! swapped pairs (`2, 1, 4, 3, ...`); the naive baseline keeps all 20.
+//! swapped pairs (`2, 1, 4, 3, ...`); the naive baseline keeps all 20. Each
+//! policy runs twice: with tables grown as accounts arrive, and pre-sized with
+//! `expected_accounts(accounts)` (`, presized` rows).
 
 use monotonic_nonce::{NonceValidator, Policy};
 use std::collections::{BTreeSet, HashMap};
 use std::process::Command;
 
 const NONCES_PER_ACCOUNT: u64 = 20;
-const CASES: [&str; 5] = ["naive", "strict", "highest_k_16", "window_64", "window_8128"];
+const CASES: [&str; 9] = [
+    "naive",
+    "strict",
+    "strict, presized",
+    "highest_k_16",
+    "highest_k_16, presized",
+    "window_64",
+    "window_64, presized",
+    "window_8128",
+    "window_8128, presized",
+];
 
 fn policy(case: &str) -> Option<Policy> {
-    match case {
+    match case.trim_end_matches(", presized") {
         "strict" => Some(Policy::Strict),
         "highest_k_16" => Some(Policy::HighestK(16)),
         "window_64" => Some(Policy::Window(64)),
@@ -46,7 +58,8 @@ fn nonce(k: u64, reordered: bool) -> u64 {
 fn child(case: &str, reordered: bool, accounts: u64) -> Result<(), String> {
     let before = rss_bytes().ok_or("VmRSS is not available on this system")?;
     let (heap, after) = if let Some(policy) = policy(case) {
-        let v = NonceValidator::<u64>::builder(policy).build().map_err(|e| e.to_string())?;
+        let presize = if case.ends_with(", presized") { usize::try_from(accounts).unwrap_or(usize::MAX) } else { 0 };
+        let v = NonceValidator::<u64>::builder(policy).expected_accounts(presize).build().map_err(|e| e.to_string())?;
         for k in 0..NONCES_PER_ACCOUNT {
             for account in 0..accounts {
                 let n = nonce(k, reordered);

@@ -128,7 +128,7 @@ pub use redis::{RedisValidator, RedisValidatorBuilder, MAX_ACCOUNT_LEN};
 pub use strategy::{Strategy, TimeScale, I64_MAX, JS_SAFE_MAX};
 pub use validator::{
     AccountSnapshot, DefaultHashBuilder, NonceValidator, NonceValidatorBuilder, Policy, StateSnapshot, Stats,
-    ValidatorSnapshot, MAX_HIGHEST_K, MAX_WINDOW, SNAPSHOT_VERSION,
+    ValidatorSnapshot, MAX_HIGHEST_K, MAX_SHARDS, MAX_WINDOW, SNAPSHOT_VERSION,
 };
 
 /// Internals for the fuzz crate (`fuzz/`), compiled only when cargo-fuzz sets
@@ -136,5 +136,5 @@ pub use validator::{
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::validator::window::{ring_words, Window, WindowVerdict};
+    pub use crate::validator::window::{ring_words, Boxed, Inline, Window, WindowVerdict};
 }

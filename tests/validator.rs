@@ -224,7 +224,10 @@ fn build_refuses_invalid_parameters() {
     assert_eq!(field(NonceValidator::builder(Policy::Window(0)).build()), "policy");
     assert_eq!(field(NonceValidator::builder(Policy::Window((1 << 20) + 1)).build()), "policy");
     assert_eq!(field(NonceValidator::builder(Policy::Strict).shards(0).build()), "shards");
-    assert_eq!(field(NonceValidator::builder(Policy::Strict).shards(3).build()), "shards");
+    assert_eq!(
+        field(NonceValidator::builder(Policy::Strict).shards(monotonic_nonce::MAX_SHARDS + 1).build()),
+        "shards"
+    );
     let bad_strategy = Strategy::Distributed { system_id: 0, total_systems: 0 };
     assert_eq!(field(NonceValidator::builder(Policy::Strict).strategy(bad_strategy).build()), "total_systems");
     assert_eq!(field(NonceValidator::builder(Policy::Strict).max_accounts(0).build()), "max_accounts");

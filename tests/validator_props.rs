@@ -43,7 +43,8 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
 fn policy() -> impl Strategy<Value = Policy> {
     prop_oneof![
         Just(Policy::Strict),
-        (1usize..10).prop_map(Policy::HighestK),
+        // every state type: inline 8, 16, 24, 32 slots, and the heap beyond
+        prop_oneof![1usize..10, 15usize..40].prop_map(Policy::HighestK),
         prop_oneof![1u64..5, 60u64..70, 120u64..200, Just(1u64 << 20)].prop_map(Policy::Window),
     ]
 }

@@ -1,9 +1,10 @@
-//! The RFC 6479 ring alone against a `BTreeSet` of every accepted nonce.
+//! The RFC 6479 ring alone against a `BTreeSet` of every accepted nonce; for
+//! widths up to 64 the inline ring too, which must agree with the boxed one.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use monotonic_nonce::fuzzing::{ring_words, Window, WindowVerdict};
+use monotonic_nonce::fuzzing::{ring_words, Boxed, Inline, Window, WindowVerdict};
 use std::collections::BTreeSet;
 
 #[derive(Debug, Arbitrary)]
@@ -25,7 +26,8 @@ struct Input {
 
 fuzz_target!(|input: Input| {
     let w = if input.wide { 8128 } else { u64::from(input.width % 520) + 1 };
-    let mut win = Window::new();
+    let mut win = Window::<Boxed>::new();
+    let mut inline = Window::<Inline<2>>::new();
     let mut seen = BTreeSet::new();
     for (mv, record) in &input.moves {
         let highest: Option<u64> = seen.last().copied();
@@ -43,8 +45,15 @@ fuzz_target!(|input: Input| {
             _ => Ok(()),
         };
         assert_eq!(win.check(n, w), expected, "w {w} highest {highest:?} n {n}");
+        if w <= 64 {
+            assert_eq!(inline.check(n, w), expected, "inline: w {w} highest {highest:?} n {n}");
+        }
         if *record && expected.is_ok() {
             win.record(n, w);
+            if w <= 64 {
+                inline.record(n, w);
+                assert_eq!(inline.parts(), win.parts());
+            }
             seen.insert(n);
         }
         assert_eq!(win.highest(), seen.last().copied());

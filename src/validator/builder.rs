@@ -1,7 +1,7 @@
 //! [`NonceValidatorBuilder`]: every setting of a [`NonceValidator`], checked once at `build()`.
 
-use super::shard::Shard;
-use super::{DefaultHashBuilder, Limits, Locked, NonceValidator, Policy, Stats, ValidatorSnapshot};
+use super::table::Table;
+use super::{DefaultHashBuilder, Limits, Locked, NonceValidator, Policy, Stats, ValidatorSnapshot, MAX_SHARDS};
 use crate::clock::{Clock, SystemClock};
 use crate::error::BuildError;
 use crate::protocol::JsonNumbers;
@@ -72,6 +72,31 @@ fn default_shards() -> usize {
     (cores * 4).next_power_of_two().clamp(4, 256)
 }
 
+/// Accounts a table of `buckets` (a power of two) holds before it grows:
+/// hashbrown's load factor, 7/8 (one less than the buckets below 8).
+fn table_capacity(buckets: usize) -> usize {
+    if buckets < 8 {
+        buckets - 1
+    } else {
+        buckets / 8 * 7
+    }
+}
+
+/// At least `base` shards, and as many more as it takes for `n` accounts to
+/// fit tables half the size `base` shards would need (at most about twice `base`).
+fn fitted_shards(base: usize, n: usize) -> usize {
+    let per = n.div_ceil(base);
+    let mut buckets = 8usize;
+    while table_capacity(buckets) < per {
+        match buckets.checked_mul(2) {
+            Some(b) => buckets = b,
+            None => return base,
+        }
+    }
+    let smaller = table_capacity(buckets / 2);
+    n.div_ceil(smaller).clamp(base, MAX_SHARDS)
+}
+
 impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> NonceValidatorBuilder<K, C, S> {
     /// The clock the time bounds are checked against (default [`SystemClock`]).
     ///
@@ -101,8 +126,8 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
         }
     }
 
-    /// The hasher for account keys (default [`DefaultHashBuilder`]: SipHash
-    /// with a random key). The keys are the accounts of authenticated
+    /// The hasher for account keys (default [`DefaultHashBuilder`]: foldhash
+    /// with a random seed). The keys are the accounts of authenticated
     /// requests; a faster hasher is fine when clients cannot choose many
     /// colliding keys, and should still be seeded randomly (HashDoS).
     ///
@@ -242,13 +267,16 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
         self
     }
 
-    /// The number of shards: a power of two (default: 4 per core, rounded up
-    /// to a power of two, between 4 and 256).
+    /// The number of shards, between 1 and [`MAX_SHARDS`](crate::MAX_SHARDS)
+    /// (default: 4 per core rounded up to a power of two, between 4 and 256;
+    /// with [`expected_accounts`](Self::expected_accounts), a few more when
+    /// that lets each shard's table be half the size: see there).
     ///
     /// ```
     /// use monotonic_nonce::{NonceValidator, Policy};
     /// assert!(NonceValidator::<u8>::builder(Policy::Strict).shards(64).build().is_ok());
-    /// assert!(NonceValidator::<u8>::builder(Policy::Strict).shards(3).build().is_err());
+    /// assert!(NonceValidator::<u8>::builder(Policy::Strict).shards(9).build().is_ok());
+    /// assert!(NonceValidator::<u8>::builder(Policy::Strict).shards(0).build().is_err());
     /// ```
     pub fn shards(mut self, n: usize) -> Self {
         self.shards = Some(n);
@@ -312,6 +340,13 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
     /// Pre-sizes the shards for `n` accounts, so the tables do not grow (and
     /// rehash) while the first `n` accounts arrive. A hint: more still fit.
     ///
+    /// A shard's table has a power-of-two number of buckets and fills at most
+    /// 7/8 of them, so `n` just above such a size (1 000 000 in 8 shards needs
+    /// 125 000 per shard, just over 7/8 of 131 072) would double every table
+    /// and leave half of it empty. Unless [`shards`](Self::shards) was set,
+    /// the shard count is raised as far as it takes for each shard's share to
+    /// fit the smaller table (9 shards of 131 072 buckets for 1 000 000).
+    ///
     /// ```
     /// use monotonic_nonce::{NonceValidator, Policy};
     /// let v = NonceValidator::<u64>::builder(Policy::Strict).expected_accounts(10_000).build()?;
@@ -369,8 +404,8 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
             _ => {}
         }
         let shards = match self.shards {
-            Some(n) if n == 0 || !n.is_power_of_two() => {
-                return Err(BuildError::config("shards", format!("{n} is not a power of two >= 1")))
+            Some(n) if n == 0 || n > MAX_SHARDS => {
+                return Err(BuildError::config("shards", format!("{n} is outside 1..={MAX_SHARDS}")))
             }
             Some(n) if self.max_accounts.is_some_and(|m| m < n) => {
                 return Err(BuildError::config(
@@ -380,9 +415,9 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
             }
             Some(n) => n,
             None => {
-                let d = default_shards();
-                // shrink the default to a power of two <= max_accounts
-                self.max_accounts.map_or(d, |m| d.min(1 << m.ilog2()))
+                let d = fitted_shards(default_shards(), self.expected_accounts);
+                // no more shards than accounts allowed: each shard needs one
+                self.max_accounts.map_or(d, |m| d.min(m))
             }
         };
         let per_shard = self.max_accounts.map(|m| m.div_ceil(shards));
@@ -390,9 +425,8 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
         let validator = NonceValidator {
             shards: (0..shards)
                 .map(|_| {
-                    let mut shard = Shard::new(per_shard, self.hasher.clone());
-                    shard.reserve(presize);
-                    CachePadded::new(Mutex::new(Locked { shard, stats: Stats::default() }))
+                    let table = Table::new(policy, per_shard, self.hasher.clone(), presize);
+                    CachePadded::new(Mutex::new(Locked { table, stats: Stats::default() }))
                 })
                 .collect(),
             hasher: self.hasher,

@@ -1,13 +1,17 @@
 //! [`NonceValidator`]: per-account policy state in cache-padded, mutex-guarded
 //! shards, with the time bounds checked first and a floor that makes eviction
-//! safe. The builder is in `builder.rs`, a shard (map + LRU) in `shard.rs`,
-//! snapshot and restore in `snapshot.rs`, the stateless checks in `bounds.rs`.
+//! safe. The builder is in `builder.rs`, a shard (table + LRU) in `shard.rs`,
+//! the state each policy keeps per account in `state.rs` (and which type a
+//! policy uses in `table.rs`), snapshot and restore in `snapshot.rs`, the
+//! stateless checks in `bounds.rs`.
 
 mod bounds;
 mod builder;
 mod policy;
 mod shard;
 mod snapshot;
+mod state;
+mod table;
 pub(crate) mod window;
 
 pub use builder::NonceValidatorBuilder;
@@ -21,11 +25,10 @@ use crate::error::Rejection;
 use crate::protocol::{ErrorBody, JsonNumbers};
 use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
 use crossbeam_utils::CachePadded;
-use policy::AccountState;
-use shard::Shard;
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
+use table::Table;
 
 /// The widest `Window(w)` accepted (2^20: a 16 KiB ring per account).
 ///
@@ -41,6 +44,13 @@ pub const MAX_WINDOW: u64 = 1 << 20;
 /// assert!(NonceValidator::<u8>::builder(Policy::HighestK(MAX_HIGHEST_K + 1)).build().is_err());
 /// ```
 pub const MAX_HIGHEST_K: usize = 1 << 16;
+/// The most shards a validator may have ([`NonceValidatorBuilder::shards`]).
+///
+/// ```
+/// use monotonic_nonce::{NonceValidator, Policy, MAX_SHARDS};
+/// assert!(NonceValidator::<u8>::builder(Policy::Strict).shards(MAX_SHARDS + 1).build().is_err());
+/// ```
+pub const MAX_SHARDS: usize = 1 << 16;
 
 /// The hasher validators use unless told otherwise (see
 /// [`NonceValidatorBuilder::hasher`]): foldhash, seeded at random per
@@ -122,9 +132,8 @@ impl Stats {
 }
 
 /// A shard with its verdict counters, under one lock.
-#[derive(Debug)]
 struct Locked<K, S> {
-    shard: Shard<K, S>,
+    table: Table<K, S>,
     stats: Stats,
 }
 
@@ -237,7 +246,8 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
         if let Err(r) = self.precheck(nonce) {
             return Err(self.count_early(r));
         }
-        let mut locked = self.shard(account).lock();
+        let hash = self.hasher.hash_one(account);
+        let mut locked = self.shard(hash).lock();
         // Relaxed: `close()` stores before it takes each shard's lock to snapshot it;
         // this load is under a shard lock, so it is ordered by that lock.
         let verdict = if self.closed.load(Ordering::Relaxed) {
@@ -247,8 +257,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
             // account, which is this shard (same key, same shard); holding that lock
             // orders the raise before this load.
             let floor = self.floor.load(Ordering::Relaxed);
-            let policy = self.policy;
-            match locked.shard.validate(account, nonce, floor, || AccountState::new(policy)) {
+            match locked.table.validate(hash, account, nonce, floor) {
                 Ok(Some(evicted)) => {
                     // Relaxed: ordered by this shard's lock for the evicted key (see above).
                     self.floor.fetch_max(evicted, Ordering::Relaxed);
@@ -280,9 +289,10 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
         Q: Hash + Eq + ?Sized,
     {
         self.precheck(nonce)?;
-        let locked = self.shard(account).lock();
+        let hash = self.hasher.hash_one(account);
+        let locked = self.shard(hash).lock();
         // Relaxed: read under the shard lock, as in `validate`.
-        locked.shard.check(account, nonce, self.floor.load(Ordering::Relaxed))
+        locked.table.check(hash, account, nonce, self.floor.load(Ordering::Relaxed))
     }
 
     /// The highest nonce accepted for `account`, if it is tracked.
@@ -300,7 +310,8 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.shard(account).lock().shard.highest(account)
+        let hash = self.hasher.hash_one(account);
+        self.shard(hash).lock().table.highest(hash, account)
     }
 
     /// How many accounts are tracked (locks each shard in turn).
@@ -314,7 +325,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().shard.len()).sum()
+        self.shards.iter().map(|s| s.lock().table.len()).sum()
     }
 
     /// Whether no account is tracked.
@@ -381,7 +392,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn heap_bytes(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().shard.heap_bytes()).sum()
+        self.shards.iter().map(|s| s.lock().table.heap_bytes()).sum()
     }
 
     /// `rejection`'s JSON body, nonces written as
@@ -409,10 +420,9 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
         body
     }
 
-    fn shard<Q: Hash + ?Sized>(&self, account: &Q) -> &Mutex<Locked<K, S>> {
-        // the mask keeps the index below the shard count (a power of two)
-        let i = (self.hasher.hash_one(account) as usize) & (self.shards.len() - 1);
-        &self.shards[i]
+    /// The shard for a key whose hash is `hash`.
+    fn shard(&self, hash: u64) -> &Mutex<Locked<K, S>> {
+        &self.shards[shard_index(hash, self.shards.len())]
     }
 
     /// The checks that need no account state, against this validator's clock.
@@ -425,6 +435,16 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
         self.early.lock().count(Err(&r));
         r
     }
+}
+
+/// The shard (of `shards`) for a key whose hash is `hash`: the high half of
+/// bits 24..56 times `shards`, so any shard count spreads evenly, and the bits a
+/// shard's table uses (the low ones for the bucket, the top 7 for its tag) stay
+/// independent of the choice.
+fn shard_index(hash: u64, shards: usize) -> usize {
+    let mid = (hash >> 24) & 0xFFFF_FFFF;
+    // < shards: `mid < 2^32`, so `mid * shards >> 32 < shards`
+    ((mid * shards as u64) >> 32) as usize
 }
 
 impl<K, C: Clock, S> fmt::Debug for NonceValidator<K, C, S> {

@@ -1,9 +1,8 @@
-//! Per-account state for each policy, as plain data with `&mut self` methods.
+//! The public [`Policy`] and its checks; the per-account state each policy
+//! keeps is in `state.rs`.
 
-use super::window::{Window, WindowVerdict};
 use super::{MAX_HIGHEST_K, MAX_WINDOW};
 use crate::error::BuildError;
-use std::collections::VecDeque;
 
 /// Which nonces a [`NonceValidator`](crate::NonceValidator) accepts for an account.
 ///
@@ -49,109 +48,6 @@ impl Policy {
                 Err(BuildError::config("policy", format!("Window({w}) is above the limit {MAX_WINDOW} (2^20)")))
             }
             p => Ok(p),
-        }
-    }
-}
-
-/// Why an account's state refuses a nonce (the validator adds the numbers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
-    AlreadyUsed,
-    TooLow,
-}
-
-/// One account's memory of what it accepted, carrying its policy's parameter,
-/// so a state and a policy can never disagree.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum AccountState {
-    Strict {
-        last: u64,
-    },
-    HighestK {
-        /// `k` as a `u32` (it is at most `MAX_HIGHEST_K`): keeps the state 8 bytes smaller.
-        k: u32,
-        /// Ascending; at most `k` values.
-        values: VecDeque<u64>,
-    },
-    Window {
-        /// `w` as a `u32` (it is at most `MAX_WINDOW`).
-        w: u32,
-        win: Window,
-    },
-}
-
-impl AccountState {
-    /// An empty state for `policy` (already checked by [`Policy::check`]).
-    pub(crate) fn new(policy: Policy) -> Self {
-        match policy {
-            Policy::Strict => Self::Strict { last: 0 },
-            // `Policy::check` bounded both below u32::MAX; saturating keeps that true regardless
-            Policy::HighestK(k) => Self::HighestK { k: u32::try_from(k).unwrap_or(u32::MAX), values: VecDeque::new() },
-            Policy::Window(w) => Self::Window { w: u32::try_from(w).unwrap_or(u32::MAX), win: Window::new() },
-        }
-    }
-
-    /// The highest accepted nonce.
-    pub(crate) fn highest(&self) -> Option<u64> {
-        match self {
-            Self::Strict { last } => (*last != 0).then_some(*last),
-            Self::HighestK { values, .. } => values.back().copied(),
-            Self::Window { win, .. } => win.highest(),
-        }
-    }
-
-    /// The verdict for the positive nonce `n`; changes nothing.
-    pub(crate) fn check(&self, n: u64) -> Result<(), Refusal> {
-        match self {
-            Self::Strict { last } => match n.cmp(last) {
-                std::cmp::Ordering::Greater => Ok(()),
-                std::cmp::Ordering::Equal => Err(Refusal::AlreadyUsed),
-                std::cmp::Ordering::Less => Err(Refusal::TooLow),
-            },
-            Self::HighestK { k, values } => {
-                if values.binary_search(&n).is_ok() {
-                    Err(Refusal::AlreadyUsed)
-                } else if values.len() >= *k as usize && values.front().is_some_and(|&min| n < min) {
-                    Err(Refusal::TooLow)
-                } else {
-                    Ok(())
-                }
-            }
-            Self::Window { w, win } => win.check(n, u64::from(*w)).map_err(|v| match v {
-                WindowVerdict::TooLow => Refusal::TooLow,
-                WindowVerdict::Seen => Refusal::AlreadyUsed,
-            }),
-        }
-    }
-
-    /// Records `n`, which `check(n)` accepted.
-    pub(crate) fn record(&mut self, n: u64) {
-        match self {
-            Self::Strict { last } => *last = n,
-            Self::HighestK { k, values } => {
-                let k = *k as usize;
-                if values.capacity() == 0 {
-                    values.reserve_exact(k.min(1024));
-                }
-                let pos = values.partition_point(|&v| v < n);
-                if values.len() >= k {
-                    // n is above the minimum (check said so): evict it first, then insert.
-                    values.pop_front();
-                    values.insert(pos - 1, n);
-                } else {
-                    values.insert(pos, n);
-                }
-            }
-            Self::Window { w, win } => win.record(n, u64::from(*w)),
-        }
-    }
-
-    /// Heap bytes this state holds (memory accounting).
-    pub(crate) fn heap_bytes(&self) -> usize {
-        match self {
-            Self::Strict { .. } => 0,
-            Self::HighestK { values, .. } => values.capacity() * 8,
-            Self::Window { win, .. } => win.ring_len() * 8,
         }
     }
 }

@@ -1,35 +1,39 @@
-//! One shard of a [`NonceValidator`](crate::NonceValidator): a map from
-//! account to its state and, only when `max_accounts` is set, an intrusive LRU
-//! list in a slab of nodes. Plain single-threaded data; the validator locks it.
+//! One shard of a [`NonceValidator`](crate::NonceValidator): a hash table from
+//! account to its state (of the one type its policy uses) and, only when
+//! `max_accounts` is set, an intrusive LRU list in a slab of nodes. Plain
+//! single-threaded data; the validator locks it. The caller hashes each key
+//! once (that hash also chose the shard) and passes it in.
 
-use super::policy::{AccountState, Refusal};
+use super::snapshot::{AccountSnapshot, StateSnapshot};
+use super::state::{Refusal, State};
+use super::Policy;
 use crate::error::Rejection;
+use hashbrown::HashTable;
 use std::borrow::Borrow;
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
 
 const NIL: u32 = u32::MAX;
 
-/// One tracked account's state, stored inline in the shard's map so that a
-/// lookup touches one bucket (plus a HighestK or window allocation, if any).
+/// One tracked account's state, stored inline in the table's bucket beside
+/// its key, so that a lookup touches one bucket.
 #[derive(Debug)]
-pub(super) struct Entry {
-    pub(super) state: AccountState,
+pub(super) struct Entry<T> {
+    state: T,
     /// The floor when this account (re)appeared: its state knows nothing at or
     /// below it, so everything there is refused.
-    pub(super) floor: u64,
+    floor: u64,
     /// Its node in the shard's LRU list (`NIL` when accounts are unbounded).
     node: u32,
 }
 
-impl Entry {
-    pub(super) fn new(state: AccountState, floor: u64) -> Self {
+impl<T: State> Entry<T> {
+    fn new(state: T, floor: u64) -> Self {
         Self { state, floor, node: NIL }
     }
 
     /// The verdict for `nonce`, with the number the client must move past.
-    fn verdict(&self, nonce: u64) -> Result<(), Rejection> {
-        let refusal = if nonce <= self.floor { Err(Refusal::TooLow) } else { self.state.check(nonce) };
+    fn verdict(&self, nonce: u64, param: u64) -> Result<(), Rejection> {
+        let refusal = if nonce <= self.floor { Err(Refusal::TooLow) } else { self.state.check(nonce, param) };
         refusal.map_err(|r| {
             // a value the client can move past: the highest accepted or the floor, whichever is higher
             let last_nonce = self.state.highest().unwrap_or(0).max(self.floor);
@@ -54,10 +58,14 @@ struct Node<K> {
 /// What an eviction handed back: the evicted account's highest nonce.
 pub(super) type Evicted = Option<u64>;
 
-/// The accounts whose keys hash to one shard.
-#[derive(Debug)]
-pub(super) struct Shard<K, S> {
-    index: HashMap<K, Entry, S>,
+/// The accounts whose keys hash to one shard, each with a state of type `T`.
+pub(super) struct Shard<K, S, T> {
+    table: HashTable<(K, Entry<T>)>,
+    /// Rehashes keys when the table grows or an account is evicted (the
+    /// validator's hasher: the same hashes it passes in).
+    hasher: S,
+    /// The policy's parameter (`k` or `w`), the same for every account.
+    param: u64,
     lru: Vec<Node<K>>,
     head: u32,
     tail: u32,
@@ -65,25 +73,30 @@ pub(super) struct Shard<K, S> {
     capacity: Option<usize>,
 }
 
-impl<K: Hash + Eq + Clone, S: BuildHasher> Shard<K, S> {
-    pub(super) fn new(capacity: Option<usize>, hasher: S) -> Self {
-        Self { index: HashMap::with_hasher(hasher), lru: Vec::new(), head: NIL, tail: NIL, capacity }
+impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T> {
+    pub(super) fn new(param: u64, capacity: Option<usize>, hasher: S, presize: usize) -> Self {
+        let mut table = HashTable::new();
+        table.reserve(presize, |e: &(K, Entry<T>)| hasher.hash_one(&e.0));
+        Self { table, hasher, param, lru: Vec::new(), head: NIL, tail: NIL, capacity }
     }
 
-    /// Reserves room for `n` more accounts.
-    pub(super) fn reserve(&mut self, n: usize) {
-        self.index.reserve(n);
-    }
-
-    /// The verdict for `nonce` on `account`; changes nothing. `floor` is the
-    /// floor for accounts this shard does not track.
-    pub(super) fn check<Q>(&self, account: &Q, nonce: u64, floor: u64) -> Result<(), Rejection>
+    fn find<Q>(&self, hash: u64, account: &Q) -> Option<&Entry<T>>
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Eq + ?Sized,
     {
-        match self.index.get(account) {
-            Some(entry) => entry.verdict(nonce),
+        self.table.find(hash, |e| e.0.borrow() == account).map(|e| &e.1)
+    }
+
+    /// The verdict for `nonce` on `account` (whose hash is `hash`); changes
+    /// nothing. `floor` is the floor for accounts this shard does not track.
+    pub(super) fn check<Q>(&self, hash: u64, account: &Q, nonce: u64, floor: u64) -> Result<(), Rejection>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        match self.find(hash, account) {
+            Some(entry) => entry.verdict(nonce, self.param),
             None if nonce <= floor => Err(Rejection::TooLow { last_nonce: floor, attempted_nonce: nonce }),
             None => Ok(()),
         }
@@ -92,20 +105,15 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shard<K, S> {
     /// [`check`](Self::check), then records an accepted nonce (tracking a new
     /// account, and evicting the least recently active one when full). Returns
     /// the evicted account's highest nonce, which the caller folds into its floor.
-    pub(super) fn validate<Q>(
-        &mut self,
-        account: &Q,
-        nonce: u64,
-        floor: u64,
-        new_state: impl FnOnce() -> AccountState,
-    ) -> Result<Evicted, Rejection>
+    pub(super) fn validate<Q>(&mut self, hash: u64, account: &Q, nonce: u64, floor: u64) -> Result<Evicted, Rejection>
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        Q: Eq + ToOwned<Owned = K> + ?Sized,
     {
-        if let Some(entry) = self.index.get_mut(account) {
-            entry.verdict(nonce)?;
-            entry.state.record(nonce);
+        let param = self.param;
+        if let Some((_, entry)) = self.table.find_mut(hash, |e| e.0.borrow() == account) {
+            entry.verdict(nonce, param)?;
+            entry.state.record(nonce, param);
             let node = entry.node;
             if node != NIL {
                 self.touch(node);
@@ -115,54 +123,75 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shard<K, S> {
         if nonce <= floor {
             return Err(Rejection::TooLow { last_nonce: floor, attempted_nonce: nonce });
         }
-        let mut state = new_state();
-        state.record(nonce);
-        Ok(self.insert(account.to_owned(), Entry::new(state, floor)))
+        let mut state = T::fresh(param);
+        state.record(nonce, param);
+        Ok(self.insert(hash, account.to_owned(), Entry::new(state, floor)))
     }
 
-    pub(super) fn highest<Q>(&self, account: &Q) -> Option<u64>
+    pub(super) fn highest<Q>(&self, hash: u64, account: &Q) -> Option<u64>
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Eq + ?Sized,
     {
-        self.index.get(account).and_then(|e| e.state.highest())
-    }
-
-    pub(super) fn contains(&self, account: &K) -> bool {
-        self.index.contains_key(account)
+        self.find(hash, account).and_then(|e| e.state.highest())
     }
 
     pub(super) fn len(&self) -> usize {
-        self.index.len()
+        self.table.len()
     }
 
-    pub(super) fn entries(&self) -> impl Iterator<Item = (&K, &Entry)> {
-        self.index.iter()
+    /// Appends every tracked account that accepted something to `out`.
+    pub(super) fn snapshot_into(&self, out: &mut Vec<AccountSnapshot<K>>) {
+        out.extend(self.table.iter().filter_map(|(key, e)| {
+            Some(AccountSnapshot { account: key.clone(), floor: e.floor, state: e.state.snapshot()? })
+        }));
+    }
+
+    /// Tracks `key` (hash `hash`) with the state `snap` rebuilt under this
+    /// shard's policy; `from` is the policy the snapshot was taken under.
+    /// Returns what an eviction handed back.
+    pub(super) fn restore(
+        &mut self,
+        hash: u64,
+        key: K,
+        snap: &StateSnapshot,
+        from: Policy,
+        floor: u64,
+        ceiling: u64,
+    ) -> Result<Evicted, String> {
+        if self.find(hash, &key).is_some() {
+            return Err("it appears twice".to_owned());
+        }
+        let state = snap.rebuild::<T>(from, self.param, ceiling)?;
+        Ok(self.insert(hash, key, Entry::new(state, floor)))
     }
 
     /// Tracks a new account, evicting the least recently active one when full;
     /// returns the evicted account's highest nonce.
-    pub(super) fn insert(&mut self, key: K, mut entry: Entry) -> Evicted {
-        let Some(capacity) = self.capacity else {
-            self.index.insert(key, entry);
-            return None;
-        };
-        let limit = capacity.min(NIL as usize - 1);
+    fn insert(&mut self, hash: u64, key: K, mut entry: Entry<T>) -> Evicted {
         let mut evicted = None;
-        let node = if self.index.len() >= limit && self.tail != NIL {
-            let victim = self.tail;
-            let old_key = std::mem::replace(&mut self.lru[victim as usize].key, key.clone());
-            evicted = self.index.remove(&old_key).and_then(|old| old.state.highest().map(|h| h.max(old.floor)));
-            self.touch(victim);
-            victim
-        } else {
-            let i = self.lru.len() as u32; // < NIL: bounded by `limit` above
-            self.lru.push(Node { key: key.clone(), prev: NIL, next: NIL });
-            self.push_front(i);
-            i
-        };
-        entry.node = node;
-        self.index.insert(key, entry);
+        if let Some(capacity) = self.capacity {
+            let limit = capacity.min(NIL as usize - 1);
+            let node = if self.table.len() >= limit && self.tail != NIL {
+                let victim = self.tail;
+                let old_key = std::mem::replace(&mut self.lru[victim as usize].key, key.clone());
+                let old_hash = self.hasher.hash_one(&old_key);
+                if let Ok(occupied) = self.table.find_entry(old_hash, |e| e.0 == old_key) {
+                    let ((_, old), _) = occupied.remove();
+                    evicted = old.state.highest().map(|h| h.max(old.floor));
+                }
+                self.touch(victim);
+                victim
+            } else {
+                let i = self.lru.len() as u32; // < NIL: bounded by `limit` above
+                self.lru.push(Node { key: key.clone(), prev: NIL, next: NIL });
+                self.push_front(i);
+                i
+            };
+            entry.node = node;
+        }
+        let hasher = &self.hasher;
+        self.table.insert_unique(hash, (key, entry), |e| hasher.hash_one(&e.0));
         evicted
     }
 
@@ -197,64 +226,70 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shard<K, S> {
     }
 
     pub(super) fn heap_bytes(&self) -> usize {
-        // hashbrown: one control byte plus one (K, Entry) per bucket
-        let index = self.index.capacity() * (std::mem::size_of::<(K, Entry)>() + 1);
+        // the table's own allocation (buckets and control bytes), the LRU nodes,
+        // and whatever the states hold beyond their buckets
         let lru = self.lru.capacity() * std::mem::size_of::<Node<K>>();
-        let states: usize = self.index.values().map(|e| e.state.heap_bytes()).sum();
-        index + lru + states
+        let states: usize = self.table.iter().map(|e| e.1.state.heap_bytes()).sum();
+        self.table.allocation_size() + lru + states
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validator::Policy;
+    use crate::validator::state::{Highest, Strict};
     use std::collections::hash_map::RandomState;
 
-    fn shard(capacity: Option<usize>) -> Shard<u32, RandomState> {
-        Shard::new(capacity, RandomState::new())
+    fn shard<T: State>(param: u64, capacity: Option<usize>) -> Shard<u32, RandomState, T> {
+        Shard::new(param, capacity, RandomState::new(), 0)
+    }
+
+    fn h(s: &Shard<u32, RandomState, impl State>, k: u32) -> u64 {
+        s.hasher.hash_one(k)
     }
 
     #[test]
     fn lru_evicts_the_least_recently_active_account() {
-        let mut s = shard(Some(2));
-        let strict = || AccountState::new(Policy::Strict);
-        assert_eq!(s.validate(&1, 10, 0, strict), Ok(None));
-        assert_eq!(s.validate(&2, 20, 0, strict), Ok(None));
-        assert_eq!(s.validate(&1, 11, 0, strict), Ok(None)); // 1 is now the most recent
-        assert_eq!(s.validate(&3, 30, 0, strict), Ok(Some(20))); // evicts 2
-        assert!(s.contains(&1) && s.contains(&3) && !s.contains(&2));
+        let mut s = shard::<Strict>(0, Some(2));
+        for (k, n, evicted) in [(1, 10, None), (2, 20, None), (1, 11, None), (3, 30, Some(20))] {
+            // 1 is the most recent after its second nonce, so 3 evicts 2
+            assert_eq!(s.validate(h(&s, k), &k, n, 0), Ok(evicted));
+        }
+        for (k, tracked) in [(1, true), (3, true), (2, false)] {
+            assert_eq!(s.highest(h(&s, k), &k).is_some(), tracked, "{k}");
+        }
         assert_eq!(s.len(), 2);
     }
 
     #[test]
     fn too_low_reports_the_floor_when_it_is_above_the_highest() {
-        let mut s = shard(None);
-        s.insert(7, Entry::new(AccountState::new(Policy::HighestK(4)), 1_000));
-        assert_eq!(s.validate(&7, 1_001, 0, || unreachable!()), Ok(None));
+        let mut s = shard::<Highest<8>>(4, None);
+        s.insert(h(&s, 7), 7, Entry::new(Highest::fresh(4), 1_000));
+        assert_eq!(s.validate(h(&s, 7), &7, 1_001, 0), Ok(None));
         // the floor (1 000) is below the highest (1 001) here; a refusal names the higher
-        assert_eq!(s.check(&7, 500, 0), Err(Rejection::TooLow { last_nonce: 1_001, attempted_nonce: 500 }));
-        let mut s = shard(None);
-        let mut state = AccountState::new(Policy::Strict);
-        state.record(5);
-        s.insert(8, Entry::new(state, 9_000)); // a guarded restore: floor far above the highest
-        assert_eq!(s.check(&8, 6, 0), Err(Rejection::TooLow { last_nonce: 9_000, attempted_nonce: 6 }));
+        assert_eq!(s.check(h(&s, 7), &7, 500, 0), Err(Rejection::TooLow { last_nonce: 1_001, attempted_nonce: 500 }));
+        let mut s = shard::<Strict>(0, None);
+        let mut state = Strict::fresh(0);
+        state.record(5, 0);
+        s.insert(h(&s, 8), 8, Entry::new(state, 9_000)); // a guarded restore: floor far above the highest
+        assert_eq!(s.check(h(&s, 8), &8, 6, 0), Err(Rejection::TooLow { last_nonce: 9_000, attempted_nonce: 6 }));
     }
 
     #[test]
     fn check_records_nothing() {
-        let mut s = shard(None);
-        assert_eq!(s.check(&1, 5, 0), Ok(()));
+        let mut s = shard::<Strict>(0, None);
+        assert_eq!(s.check(h(&s, 1), &1, 5, 0), Ok(()));
         assert_eq!(s.len(), 0);
-        assert_eq!(s.validate(&1, 5, 0, || AccountState::new(Policy::Strict)), Ok(None));
-        assert_eq!(s.check(&1, 5, 0), Err(Rejection::AlreadyUsed { last_nonce: 5, attempted_nonce: 5 }));
+        assert_eq!(s.validate(h(&s, 1), &1, 5, 0), Ok(None));
+        assert_eq!(s.check(h(&s, 1), &1, 5, 0), Err(Rejection::AlreadyUsed { last_nonce: 5, attempted_nonce: 5 }));
     }
-}
-#[cfg(test)]
-mod size {
-    /// The bucket holds the key and this inline: its size is memory per account.
+
+    /// The bucket holds the key and the entry: its size is the memory per account.
     #[test]
-    fn an_entry_stays_within_56_bytes() {
-        assert!(std::mem::size_of::<super::Entry>() <= 56, "{}", std::mem::size_of::<super::Entry>());
+    fn entries_are_as_small_as_their_state() {
+        use crate::validator::state::SmallWindow;
+        assert_eq!(std::mem::size_of::<Entry<Strict>>(), 24);
+        assert_eq!(std::mem::size_of::<Entry<Highest<16>>>(), 144);
+        assert!(std::mem::size_of::<Entry<SmallWindow>>() <= 56, "{}", std::mem::size_of::<Entry<SmallWindow>>());
     }
 }

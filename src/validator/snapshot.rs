@@ -5,8 +5,7 @@
 //! state: the highest nonce and the ring's words for a window, the kept
 //! values for HighestK, one number for Strict.
 
-use super::policy::AccountState;
-use super::shard::Entry;
+use super::state::State;
 use super::window::{ring_words, Window};
 use super::{NonceValidator, Policy};
 use crate::clock::Clock;
@@ -120,17 +119,6 @@ pub enum StateSnapshot {
 }
 
 impl StateSnapshot {
-    fn of(state: &AccountState) -> Option<Self> {
-        Some(match state {
-            AccountState::Strict { last } => Self::Strict { last: (*last != 0).then_some(*last)? },
-            AccountState::HighestK { values, .. } => Self::HighestK { values: values.iter().copied().collect() },
-            AccountState::Window { win, .. } => {
-                let (highest, low, ring) = win.parts();
-                Self::Window { highest, low, ring: ring.map(<[u64]>::to_vec).unwrap_or_default() }
-            }
-        })
-    }
-
     /// The accepted nonces this state can still refuse, ascending (for a
     /// window, every seen nonce inside it: up to `w + 1` values).
     ///
@@ -152,17 +140,18 @@ impl StateSnapshot {
         }
     }
 
-    /// Rebuilds the state under `target`, which is the snapshot's `policy` or
-    /// a wider one of the same kind. Refuses anything no validator could have
-    /// produced; allocates no more than `target` allows.
-    fn rebuild(&self, policy: Policy, target: Policy, ceiling: u64) -> Result<AccountState, String> {
-        let mut state = AccountState::new(target);
+    /// Rebuilds the state as a `T`, the state type of the target policy,
+    /// whose parameter is `param`; the target is the snapshot's `policy` or a
+    /// wider one of the same kind. Refuses anything no validator could have
+    /// produced; allocates no more than the target allows.
+    pub(super) fn rebuild<T: State>(&self, policy: Policy, param: u64, ceiling: u64) -> Result<T, String> {
+        let mut state = T::fresh(param);
         match (self, policy) {
             (Self::Strict { last }, Policy::Strict) => {
                 if *last == 0 || *last > ceiling {
                     return Err(format!("a last nonce of {last} is outside 1..={ceiling}"));
                 }
-                state.record(*last);
+                state.record(*last, param);
             }
             (Self::HighestK { values }, Policy::HighestK(k)) => {
                 if values.is_empty() || values.len() > k {
@@ -171,8 +160,9 @@ impl StateSnapshot {
                 if values[0] == 0 || values.windows(2).any(|p| p[0] >= p[1]) || values[values.len() - 1] > ceiling {
                     return Err(format!("nonces must be positive, strictly ascending and at most {ceiling}"));
                 }
+                // ascending and at most k <= param: each is a new highest, so each is accepted
                 for &n in values {
-                    state.record(n);
+                    state.record(n, param);
                 }
             }
             (Self::Window { highest, low, ring }, Policy::Window(w)) => {
@@ -182,23 +172,19 @@ impl StateSnapshot {
                 if !ring.is_empty() && ring.len() != ring_words(w) {
                     return Err(format!("a ring of {} words for Window({w})", ring.len()));
                 }
-                let ring = (!ring.is_empty()).then(|| ring.clone());
+                let ring = (!ring.is_empty()).then_some(&ring[..]);
                 let win = Window::from_parts(*highest, *low, ring, w)
                     .ok_or_else(|| "a window no validator could have produced".to_owned())?;
-                state = match (target, &mut state) {
-                    // the same width: the ring is taken as it is
-                    (Policy::Window(t), AccountState::Window { win: fresh, .. }) if t == w => {
-                        *fresh = win;
-                        state
-                    }
-                    _ => {
-                        // widened: replay what the old window still refuses into the new one
+                // the same width: taken as it is; widened: replay what the old window
+                // still refuses (ascending, each a new highest) into the new one
+                match (param == w).then(|| T::from_window(&win, w)).flatten() {
+                    Some(same) => state = same,
+                    None => {
                         for n in win.seen(w) {
-                            state.record(n);
+                            state.record(n, param);
                         }
-                        state
                     }
-                };
+                }
             }
             _ => return Err(format!("its state does not match the policy {policy:?}")),
         }
@@ -239,10 +225,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
         let clean_shutdown = self.closed.load(Ordering::Relaxed);
         let mut accounts = Vec::new();
         for locked in self.shards.iter() {
-            let locked = locked.lock();
-            accounts.extend(locked.shard.entries().filter_map(|(key, e)| {
-                Some(AccountSnapshot { account: key.clone(), floor: e.floor, state: StateSnapshot::of(&e.state)? })
-            }));
+            locked.lock().table.snapshot_into(&mut accounts);
         }
         ValidatorSnapshot {
             version: SNAPSHOT_VERSION,
@@ -347,15 +330,18 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
             if account.floor > ceiling {
                 return Err(BuildError::restore(format!("account #{i}: a floor above the ceiling {ceiling}")));
             }
-            let state = account
-                .state
-                .rebuild(snapshot.policy, self.policy, ceiling)
-                .map_err(|why| BuildError::restore(format!("account #{i} of the snapshot: {why}")))?;
-            let mut locked = self.shard(&account.account).lock();
-            if locked.shard.contains(&account.account) {
-                return Err(BuildError::restore(format!("account #{i} of the snapshot appears twice")));
-            }
-            if let Some(evicted) = locked.shard.insert(account.account, Entry::new(state, account.floor.max(guard))) {
+            let hash = self.hasher.hash_one(&account.account);
+            let restored = self.shard(hash).lock().table.restore(
+                hash,
+                account.account,
+                &account.state,
+                snapshot.policy,
+                account.floor.max(guard),
+                ceiling,
+            );
+            let evicted =
+                restored.map_err(|why| BuildError::restore(format!("account #{i} of the snapshot: {why}")))?;
+            if let Some(evicted) = evicted {
                 // Relaxed: not shared yet.
                 self.floor.fetch_max(evicted, Ordering::Relaxed);
             }

@@ -30,28 +30,94 @@ pub enum WindowVerdict {
     Seen,
 }
 
-/// The seen set of one account under `Window(w)`; `w` is passed to each call.
+/// Where a window keeps its ring: on the heap ([`Boxed`], any width) or
+/// inline ([`Inline`], for widths whose ring has exactly `N` words).
+pub trait Ring: Default + Clone + PartialEq + Eq + std::fmt::Debug {
+    /// The ring's words, if it is built.
+    fn words(&self) -> Option<&[u64]>;
+    /// The ring's words, mutably, if it is built.
+    fn words_mut(&mut self) -> Option<&mut [u64]>;
+    /// Builds a zeroed ring of `len` words (`len` is `ring_words(w)`).
+    fn build(&mut self, len: usize);
+    /// Heap bytes the ring holds.
+    fn heap_bytes(&self) -> usize;
+}
+
+/// A ring on the heap, allocated when first needed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Boxed(Option<Box<[u64]>>);
+
+impl Ring for Boxed {
+    fn words(&self) -> Option<&[u64]> {
+        self.0.as_deref()
+    }
+    fn words_mut(&mut self) -> Option<&mut [u64]> {
+        self.0.as_deref_mut()
+    }
+    fn build(&mut self, len: usize) {
+        self.0 = Some(vec![0u64; len].into_boxed_slice());
+    }
+    fn heap_bytes(&self) -> usize {
+        self.0.as_ref().map_or(0, |r| r.len() * 8)
+    }
+}
+
+/// A ring of `N` words kept inline (no allocation): for every `w` with
+/// `ring_words(w) == N` (`N = 2`: `1 <= w <= 64`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Window {
+pub struct Inline<const N: usize> {
+    words: [u64; N],
+    built: bool,
+}
+
+impl<const N: usize> Default for Inline<N> {
+    fn default() -> Self {
+        Self { words: [0; N], built: false }
+    }
+}
+
+impl<const N: usize> Ring for Inline<N> {
+    fn words(&self) -> Option<&[u64]> {
+        self.built.then_some(&self.words[..])
+    }
+    fn words_mut(&mut self) -> Option<&mut [u64]> {
+        self.built.then_some(&mut self.words[..])
+    }
+    fn build(&mut self, len: usize) {
+        // the state type is chosen by width, so `len == N`; a shorter ring would
+        // still be correct (the words past it stay 0 and unused)
+        debug_assert_eq!(len, N);
+        self.words = [0; N];
+        self.built = true;
+    }
+    fn heap_bytes(&self) -> usize {
+        0
+    }
+}
+
+/// The seen set of one account under `Window(w)`; `w` is passed to each call.
+/// `R` says where the ring lives (heap by default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window<R = Boxed> {
     /// The highest accepted nonce; 0 while nothing was accepted (0 is never valid).
     highest: u64,
     /// Without a ring: every value in `[low, highest]` was seen, nothing else in the window.
     low: u64,
     /// With a ring: bit `n % 64` of word `(n / 64) % len` says whether `n` was seen,
     /// for every `n` in the window.
-    ring: Option<Box<[u64]>>,
+    ring: R,
 }
 
-impl Default for Window {
+impl<R: Ring> Default for Window<R> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Window {
+impl<R: Ring> Window<R> {
     /// An empty window: nothing accepted yet.
-    pub const fn new() -> Self {
-        Self { highest: 0, low: 0, ring: None }
+    pub fn new() -> Self {
+        Self { highest: 0, low: 0, ring: R::default() }
     }
 
     /// The highest accepted nonce, if any.
@@ -59,9 +125,14 @@ impl Window {
         (self.highest != 0).then_some(self.highest)
     }
 
-    /// Whether the ring has been allocated (for memory accounting and tests).
+    /// The ring's length in words, 0 while there is none (for tests).
     pub fn ring_len(&self) -> usize {
-        self.ring.as_ref().map_or(0, |r| r.len())
+        self.ring.words().map_or(0, <[u64]>::len)
+    }
+
+    /// Heap bytes the ring holds.
+    pub fn heap_bytes(&self) -> usize {
+        self.ring.heap_bytes()
     }
 
     /// The verdict for `n` (positive) under window `w`; changes nothing.
@@ -72,7 +143,7 @@ impl Window {
         if self.highest - n > w {
             return Err(WindowVerdict::TooLow);
         }
-        let seen = match &self.ring {
+        let seen = match self.ring.words() {
             None => n >= self.low,
             Some(ring) => ring[slot(n, ring.len())] & bit(n) != 0,
         };
@@ -87,19 +158,20 @@ impl Window {
     pub fn record(&mut self, n: u64, w: u64) {
         if self.highest == 0 || (n > self.highest && n - self.highest > w) {
             // First nonce, or a jump past the whole window: everything seen falls out.
-            *self = Self { highest: n, low: n, ring: None };
+            *self = Self { highest: n, low: n, ring: R::default() };
             return;
         }
-        if self.ring.is_none() {
+        if self.ring.words().is_none() {
             if self.highest.checked_add(1) == Some(n) {
                 self.highest = n; // the run grows: no ring needed
                 return;
             }
             self.build_ring(w);
         }
-        if let Some(ring) = self.ring.as_deref_mut() {
-            if n > self.highest {
-                clear_blocks_after(ring, self.highest, n);
+        let highest = self.highest;
+        if let Some(ring) = self.ring.words_mut() {
+            if n > highest {
+                clear_blocks_after(ring, highest, n);
                 self.highest = n;
             }
             ring[slot(n, ring.len())] |= bit(n);
@@ -112,7 +184,7 @@ impl Window {
             return Vec::new();
         }
         let from = self.highest.saturating_sub(w).max(1);
-        match &self.ring {
+        match self.ring.words() {
             None => (self.low.max(from)..=self.highest).collect(),
             Some(ring) => (from..=self.highest).filter(|&n| ring[slot(n, ring.len())] & bit(n) != 0).collect(),
         }
@@ -121,29 +193,40 @@ impl Window {
     /// The state as data: `(highest, low, ring)`; without a ring every value
     /// in `[low, highest]` was seen (and nothing else in the window).
     pub fn parts(&self) -> (u64, u64, Option<&[u64]>) {
-        (self.highest, self.low, self.ring.as_deref())
+        (self.highest, self.low, self.ring.words())
     }
 
     /// A window rebuilt from [`parts`](Self::parts) taken under the same `w`;
     /// `None` for parts no window of width `w` can have.
-    pub fn from_parts(highest: u64, low: u64, ring: Option<Vec<u64>>, w: u64) -> Option<Self> {
+    pub fn from_parts(highest: u64, low: u64, ring: Option<&[u64]>, w: u64) -> Option<Self> {
         if highest == 0 {
             return None;
         }
         match ring {
             None if low == 0 || low > highest => None,
-            None => Some(Self { highest, low, ring: None }),
+            None => Some(Self { highest, low, ring: R::default() }),
             Some(r) if r.len() != ring_words(w) || r[slot(highest, r.len())] & bit(highest) == 0 => None,
-            Some(r) => Some(Self { highest, low: 0, ring: Some(r.into_boxed_slice()) }),
+            Some(r) => {
+                let mut win = Self { highest, low: 0, ring: R::default() };
+                win.ring.build(r.len());
+                if let Some(words) = win.ring.words_mut() {
+                    if words.len() != r.len() {
+                        return None; // an inline ring of another size
+                    }
+                    words.copy_from_slice(r);
+                }
+                Some(win)
+            }
         }
     }
 
     /// Turns the run `[low, highest]` into ring bits (the part inside the window).
     fn build_ring(&mut self, w: u64) {
-        let mut ring = vec![0u64; ring_words(w)].into_boxed_slice();
+        let (low, hi) = (self.low, self.highest);
+        self.ring.build(ring_words(w));
+        let Some(ring) = self.ring.words_mut() else { return };
         let len = ring.len();
-        let mut v = self.low.max(self.highest.saturating_sub(w));
-        let hi = self.highest;
+        let mut v = low.max(hi.saturating_sub(w));
         while v <= hi {
             let offset = v % 64;
             let run = (64 - offset).min(hi - v + 1);
@@ -154,7 +237,6 @@ impl Window {
                 None => break,
             }
         }
-        self.ring = Some(ring);
     }
 }
 
@@ -194,7 +276,7 @@ mod tests {
 
     #[test]
     fn dense_traffic_needs_no_ring() {
-        let mut win = Window::new();
+        let mut win = Window::<Boxed>::new();
         for n in 1..=10_000 {
             assert_eq!(win.check(n, 64), Ok(()));
             win.record(n, 64);
@@ -206,7 +288,7 @@ mod tests {
 
     #[test]
     fn a_gap_builds_the_ring_and_a_long_jump_drops_it() {
-        let mut win = Window::new();
+        let mut win = Window::<Boxed>::new();
         for n in [100, 101, 103] {
             win.record(n, 64);
         }
@@ -216,5 +298,24 @@ mod tests {
         win.record(1_000, 64);
         assert_eq!(win.ring_len(), 0);
         assert_eq!(win.check(999, 64), Ok(()));
+    }
+
+    #[test]
+    fn an_inline_ring_agrees_with_a_boxed_one() {
+        let (mut boxed, mut inline) = (Window::<Boxed>::new(), Window::<Inline<2>>::new());
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let n = 1_000 + x % 300 + (x >> 40) % 3 * 100; // jumps, reordering, repeats
+            assert_eq!(boxed.check(n, 64), inline.check(n, 64), "{n}");
+            if boxed.check(n, 64).is_ok() {
+                boxed.record(n, 64);
+                inline.record(n, 64);
+            }
+            assert_eq!(boxed.parts(), inline.parts());
+        }
+        assert_eq!(inline.heap_bytes(), 0);
     }
 }

@@ -1,0 +1,109 @@
+//! Which state type each policy's accounts use, and the dispatch: a shard's
+//! table is one of these, chosen once at build time, so the hot path is
+//! monomorphized per state type behind one `match`.
+
+use super::shard::{Evicted, Shard};
+use super::snapshot::{AccountSnapshot, StateSnapshot};
+use super::state::{BigWindow, Highest, HighestDeque, SmallWindow, Strict};
+use super::window::ring_words;
+use super::Policy;
+use crate::error::Rejection;
+use std::borrow::Borrow;
+use std::hash::{BuildHasher, Hash};
+
+/// One shard, typed by its policy's state.
+pub(super) enum Table<K, S> {
+    Strict(Shard<K, S, Strict>),
+    Highest8(Shard<K, S, Highest<8>>),
+    Highest16(Shard<K, S, Highest<16>>),
+    Highest24(Shard<K, S, Highest<24>>),
+    Highest32(Shard<K, S, Highest<32>>),
+    HighestDeque(Shard<K, S, HighestDeque>),
+    SmallWindow(Shard<K, S, SmallWindow>),
+    BigWindow(Shard<K, S, BigWindow>),
+}
+
+/// Runs `$body` with `$s` bound to the shard, whatever its state type.
+macro_rules! each {
+    ($table:expr, $s:ident => $body:expr) => {
+        match $table {
+            Table::Strict($s) => $body,
+            Table::Highest8($s) => $body,
+            Table::Highest16($s) => $body,
+            Table::Highest24($s) => $body,
+            Table::Highest32($s) => $body,
+            Table::HighestDeque($s) => $body,
+            Table::SmallWindow($s) => $body,
+            Table::BigWindow($s) => $body,
+        }
+    };
+}
+
+impl<K: Hash + Eq + Clone, S: BuildHasher> Table<K, S> {
+    /// An empty shard for `policy` (already checked), room for `presize` accounts.
+    pub(super) fn new(policy: Policy, capacity: Option<usize>, hasher: S, presize: usize) -> Self {
+        match policy {
+            Policy::Strict => Table::Strict(Shard::new(0, capacity, hasher, presize)),
+            Policy::HighestK(k) => {
+                let p = k as u64;
+                match k {
+                    0..=8 => Table::Highest8(Shard::new(p, capacity, hasher, presize)),
+                    9..=16 => Table::Highest16(Shard::new(p, capacity, hasher, presize)),
+                    17..=24 => Table::Highest24(Shard::new(p, capacity, hasher, presize)),
+                    25..=32 => Table::Highest32(Shard::new(p, capacity, hasher, presize)),
+                    _ => Table::HighestDeque(Shard::new(p, capacity, hasher, presize)),
+                }
+            }
+            Policy::Window(w) if ring_words(w) == 2 => Table::SmallWindow(Shard::new(w, capacity, hasher, presize)),
+            Policy::Window(w) => Table::BigWindow(Shard::new(w, capacity, hasher, presize)),
+        }
+    }
+
+    pub(super) fn check<Q>(&self, hash: u64, account: &Q, nonce: u64, floor: u64) -> Result<(), Rejection>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        each!(self, s => s.check(hash, account, nonce, floor))
+    }
+
+    pub(super) fn validate<Q>(&mut self, hash: u64, account: &Q, nonce: u64, floor: u64) -> Result<Evicted, Rejection>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        each!(self, s => s.validate(hash, account, nonce, floor))
+    }
+
+    pub(super) fn highest<Q>(&self, hash: u64, account: &Q) -> Option<u64>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        each!(self, s => s.highest(hash, account))
+    }
+
+    pub(super) fn len(&self) -> usize {
+        each!(self, s => s.len())
+    }
+
+    pub(super) fn heap_bytes(&self) -> usize {
+        each!(self, s => s.heap_bytes())
+    }
+
+    pub(super) fn snapshot_into(&self, out: &mut Vec<AccountSnapshot<K>>) {
+        each!(self, s => s.snapshot_into(out))
+    }
+
+    pub(super) fn restore(
+        &mut self,
+        hash: u64,
+        key: K,
+        snap: &StateSnapshot,
+        from: Policy,
+        floor: u64,
+        ceiling: u64,
+    ) -> Result<Evicted, String> {
+        each!(self, s => s.restore(hash, key, snap, from, floor, ceiling))
+    }
+}
