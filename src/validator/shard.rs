@@ -14,11 +14,16 @@ use std::hash::{BuildHasher, Hash};
 
 const NIL: u32 = u32::MAX;
 
-/// One tracked account's state, stored inline in the table's bucket beside
-/// its key, so that a lookup touches one bucket.
+/// One tracked account: its state, stored inline in the table's bucket with
+/// its key, so that a lookup touches one bucket. `repr(C)` puts the key right
+/// after the state's last bytes, where `HighestK` keeps its highest values:
+/// the key comparison and the common check (a nonce at or near the top)
+/// read the same one or two cache lines.
 #[derive(Debug)]
-pub(super) struct Entry<T> {
+#[repr(C)]
+pub(super) struct Entry<K, T> {
     state: T,
+    key: K,
     /// The floor when this account (re)appeared: its state knows nothing at or
     /// below it, so everything there is refused.
     floor: u64,
@@ -26,9 +31,9 @@ pub(super) struct Entry<T> {
     node: u32,
 }
 
-impl<T: State> Entry<T> {
-    fn new(state: T, floor: u64) -> Self {
-        Self { state, floor, node: NIL }
+impl<K, T: State> Entry<K, T> {
+    fn new(key: K, state: T, floor: u64) -> Self {
+        Self { state, key, floor, node: NIL }
     }
 
     /// The verdict for `nonce`, with the number the client must move past.
@@ -60,7 +65,7 @@ pub(super) type Evicted = Option<u64>;
 
 /// The accounts whose keys hash to one shard, each with a state of type `T`.
 pub(super) struct Shard<K, S, T> {
-    table: HashTable<(K, Entry<T>)>,
+    table: HashTable<Entry<K, T>>,
     /// Rehashes keys when the table grows or an account is evicted (the
     /// validator's hasher: the same hashes it passes in).
     hasher: S,
@@ -76,16 +81,16 @@ pub(super) struct Shard<K, S, T> {
 impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T> {
     pub(super) fn new(param: u64, capacity: Option<usize>, hasher: S, presize: usize) -> Self {
         let mut table = HashTable::new();
-        table.reserve(presize, |e: &(K, Entry<T>)| hasher.hash_one(&e.0));
+        table.reserve(presize, |e: &Entry<K, T>| hasher.hash_one(&e.key));
         Self { table, hasher, param, lru: Vec::new(), head: NIL, tail: NIL, capacity }
     }
 
-    fn find<Q>(&self, hash: u64, account: &Q) -> Option<&Entry<T>>
+    fn find<Q>(&self, hash: u64, account: &Q) -> Option<&Entry<K, T>>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        self.table.find(hash, |e| e.0.borrow() == account).map(|e| &e.1)
+        self.table.find(hash, |e| e.key.borrow() == account)
     }
 
     /// The verdict for `nonce` on `account` (whose hash is `hash`); changes
@@ -111,7 +116,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T> {
         Q: Eq + ToOwned<Owned = K> + ?Sized,
     {
         let param = self.param;
-        if let Some((_, entry)) = self.table.find_mut(hash, |e| e.0.borrow() == account) {
+        if let Some(entry) = self.table.find_mut(hash, |e| e.key.borrow() == account) {
             entry.verdict(nonce, param)?;
             entry.state.record(nonce, param);
             let node = entry.node;
@@ -125,7 +130,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T> {
         }
         let mut state = T::fresh(param);
         state.record(nonce, param);
-        Ok(self.insert(hash, account.to_owned(), Entry::new(state, floor)))
+        Ok(self.insert(hash, Entry::new(account.to_owned(), state, floor)))
     }
 
     pub(super) fn highest<Q>(&self, hash: u64, account: &Q) -> Option<u64>
@@ -142,8 +147,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T> {
 
     /// Appends every tracked account that accepted something to `out`.
     pub(super) fn snapshot_into(&self, out: &mut Vec<AccountSnapshot<K>>) {
-        out.extend(self.table.iter().filter_map(|(key, e)| {
-            Some(AccountSnapshot { account: key.clone(), floor: e.floor, state: e.state.snapshot()? })
+        out.extend(self.table.iter().filter_map(|e| {
+            Some(AccountSnapshot { account: e.key.clone(), floor: e.floor, state: e.state.snapshot()? })
         }));
     }
 
@@ -163,35 +168,35 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T> {
             return Err("it appears twice".to_owned());
         }
         let state = snap.rebuild::<T>(from, self.param, ceiling)?;
-        Ok(self.insert(hash, key, Entry::new(state, floor)))
+        Ok(self.insert(hash, Entry::new(key, state, floor)))
     }
 
     /// Tracks a new account, evicting the least recently active one when full;
     /// returns the evicted account's highest nonce.
-    fn insert(&mut self, hash: u64, key: K, mut entry: Entry<T>) -> Evicted {
+    fn insert(&mut self, hash: u64, mut entry: Entry<K, T>) -> Evicted {
         let mut evicted = None;
         if let Some(capacity) = self.capacity {
             let limit = capacity.min(NIL as usize - 1);
             let node = if self.table.len() >= limit && self.tail != NIL {
                 let victim = self.tail;
-                let old_key = std::mem::replace(&mut self.lru[victim as usize].key, key.clone());
+                let old_key = std::mem::replace(&mut self.lru[victim as usize].key, entry.key.clone());
                 let old_hash = self.hasher.hash_one(&old_key);
-                if let Ok(occupied) = self.table.find_entry(old_hash, |e| e.0 == old_key) {
-                    let ((_, old), _) = occupied.remove();
+                if let Ok(occupied) = self.table.find_entry(old_hash, |e| e.key == old_key) {
+                    let (old, _) = occupied.remove();
                     evicted = old.state.highest().map(|h| h.max(old.floor));
                 }
                 self.touch(victim);
                 victim
             } else {
                 let i = self.lru.len() as u32; // < NIL: bounded by `limit` above
-                self.lru.push(Node { key: key.clone(), prev: NIL, next: NIL });
+                self.lru.push(Node { key: entry.key.clone(), prev: NIL, next: NIL });
                 self.push_front(i);
                 i
             };
             entry.node = node;
         }
         let hasher = &self.hasher;
-        self.table.insert_unique(hash, (key, entry), |e| hasher.hash_one(&e.0));
+        self.table.insert_unique(hash, entry, |e| hasher.hash_one(&e.key));
         evicted
     }
 
@@ -229,7 +234,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T> {
         // the table's own allocation (buckets and control bytes), the LRU nodes,
         // and whatever the states hold beyond their buckets
         let lru = self.lru.capacity() * std::mem::size_of::<Node<K>>();
-        let states: usize = self.table.iter().map(|e| e.1.state.heap_bytes()).sum();
+        let states: usize = self.table.iter().map(|e| e.state.heap_bytes()).sum();
         self.table.allocation_size() + lru + states
     }
 }
@@ -264,14 +269,14 @@ mod tests {
     #[test]
     fn too_low_reports_the_floor_when_it_is_above_the_highest() {
         let mut s = shard::<Highest<8>>(4, None);
-        s.insert(h(&s, 7), 7, Entry::new(Highest::fresh(4), 1_000));
+        s.insert(h(&s, 7), Entry::new(7, Highest::fresh(4), 1_000));
         assert_eq!(s.validate(h(&s, 7), &7, 1_001, 0), Ok(None));
         // the floor (1 000) is below the highest (1 001) here; a refusal names the higher
         assert_eq!(s.check(h(&s, 7), &7, 500, 0), Err(Rejection::TooLow { last_nonce: 1_001, attempted_nonce: 500 }));
         let mut s = shard::<Strict>(0, None);
         let mut state = Strict::fresh(0);
         state.record(5, 0);
-        s.insert(h(&s, 8), 8, Entry::new(state, 9_000)); // a guarded restore: floor far above the highest
+        s.insert(h(&s, 8), Entry::new(8, state, 9_000)); // a guarded restore: floor far above the highest
         assert_eq!(s.check(h(&s, 8), &8, 6, 0), Err(Rejection::TooLow { last_nonce: 9_000, attempted_nonce: 6 }));
     }
 
@@ -288,8 +293,9 @@ mod tests {
     #[test]
     fn entries_are_as_small_as_their_state() {
         use crate::validator::state::SmallWindow;
-        assert_eq!(std::mem::size_of::<Entry<Strict>>(), 24);
-        assert_eq!(std::mem::size_of::<Entry<Highest<16>>>(), 144);
-        assert!(std::mem::size_of::<Entry<SmallWindow>>() <= 56, "{}", std::mem::size_of::<Entry<SmallWindow>>());
+        assert_eq!(std::mem::size_of::<Entry<u64, Strict>>(), 32);
+        assert_eq!(std::mem::size_of::<Entry<u64, Highest<16>>>(), 152);
+        let window = std::mem::size_of::<Entry<u64, SmallWindow>>();
+        assert!(window <= 64, "{window}");
     }
 }

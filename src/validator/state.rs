@@ -66,6 +66,23 @@ impl State for Strict {
     }
 }
 
+/// Where `n` is in the ascending `values`: `Ok(i)` if `values[i] == n`, else
+/// `Err(i)`, where it would go. Looks at the top four first, one cache line:
+/// most nonces are a new highest or arrive a few places late, and at a
+/// million accounts each line a binary search touches is a cache miss.
+fn locate(values: &[u64], n: u64) -> Result<usize, usize> {
+    let near = values.len().saturating_sub(4);
+    for (i, &v) in values.iter().enumerate().skip(near).rev() {
+        if v == n {
+            return Ok(i);
+        }
+        if v < n {
+            return Err(i + 1);
+        }
+    }
+    values[..near].binary_search(&n)
+}
+
 /// `HighestK(k)` for `k <= N`: the `k` highest accepted nonces, ascending, in
 /// the last `k` of `N` inline slots; an empty slot is 0 (never a valid nonce),
 /// so empties sort first and the state needs no length.
@@ -87,24 +104,21 @@ impl<const N: usize> State for Highest<N> {
         self.0.last().copied().filter(|&n| n != 0)
     }
     fn check(&self, n: u64, k: u64) -> Result<(), Refusal> {
-        let values = self.values(k);
-        if values.binary_search(&n).is_ok() {
-            Err(Refusal::AlreadyUsed)
-        } else if values.first().is_some_and(|&min| min != 0 && n < min) {
-            Err(Refusal::TooLow) // full, and below the smallest kept
-        } else {
-            Ok(())
+        match locate(self.values(k), n) {
+            Ok(_) => Err(Refusal::AlreadyUsed),
+            // below every slot: the first slot holds the minimum (empty slots, 0, sort below any n)
+            Err(0) => Err(Refusal::TooLow),
+            Err(_) => Ok(()),
         }
     }
     fn record(&mut self, n: u64, k: u64) {
         let from = N.saturating_sub(usize::try_from(k).unwrap_or(usize::MAX));
         let values = &mut self.0[from..];
-        // `check` accepted n: the first slot is empty (0 < n) or the minimum (< n),
-        // so n goes after it; that slot drops out as the values below n move down one.
-        let pos = values.partition_point(|&v| v < n);
-        if pos == 0 {
+        // `check` accepted n: it goes above the first slot (empty or the minimum),
+        // which drops out as the values below n move down one
+        let Err(pos @ 1..) = locate(values, n) else {
             return; // unreachable after `check`; recording nothing keeps the state sound
-        }
+        };
         values.copy_within(1..pos, 0);
         values[pos - 1] = n;
     }
