@@ -150,7 +150,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T> {
     /// Appends every tracked account that accepted something to `out`.
     pub(super) fn snapshot_into(&self, out: &mut Vec<AccountSnapshot<K>>) {
         out.extend(self.table.iter().filter_map(|e| {
-            Some(AccountSnapshot { account: e.key.clone(), floor: e.floor, state: e.state.snapshot()? })
+            Some(AccountSnapshot { account: e.key.clone(), floor: e.floor, state: e.state.snapshot(self.param)? })
         }));
     }
 

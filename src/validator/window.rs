@@ -5,11 +5,14 @@
 //! with one spare word, so moving the window clears whole words and never
 //! shifts bits: O(1) per check whatever `w`.
 //!
-//! The ring is allocated lazily. While every accepted nonce extended a
-//! contiguous run (`n == highest + 1`, the dense counters this policy is for),
-//! the seen set is exactly `[low, highest]` and two words describe it; the
-//! ring is built only when a nonce leaves a gap or arrives out of order, and
-//! dropped again when a jump moves the whole window past everything seen.
+//! The ring is allocated lazily. While the accepted nonces form a contiguous
+//! run `[low, base]` (growing at either end) plus a few above it (within 64 of `base`: the dense
+//! counters this policy is for, with the local reordering of a few requests
+//! in flight), the seen set is that run and a 64-bit bitmap of the pending
+//! values above it, and no ring exists (heap rings only: an inline ring costs
+//! nothing to build). The ring is built when a nonce lands more than 64 past
+//! the run or below its start, and dropped again when a jump moves the whole
+//! window past everything seen.
 //!
 //! The items are `pub` only so `--cfg fuzzing` (set by cargo-fuzz) can
 //! re-export them to the fuzz crate; the module itself is private.
@@ -41,24 +44,40 @@ pub trait Ring: Default + Clone + PartialEq + Eq + std::fmt::Debug {
     fn build(&mut self, len: usize);
     /// Heap bytes the ring holds.
     fn heap_bytes(&self) -> usize;
+    /// The bitmap of values seen just above the run (bit `i`: `base + 1 + i`),
+    /// if this storage keeps one; `None`: the run is all there is before a ring.
+    fn pending(&self) -> Option<u64>;
+    /// Stores the bitmap (ignored by storage without one).
+    fn set_pending(&mut self, bits: u64);
 }
 
-/// A ring on the heap, allocated when first needed.
+/// A ring on the heap, allocated when first needed, and until then the
+/// bitmap of values pending above the run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Boxed(Option<Box<[u64]>>);
+pub struct Boxed {
+    ring: Option<Box<[u64]>>,
+    pending: u64,
+}
 
 impl Ring for Boxed {
     fn words(&self) -> Option<&[u64]> {
-        self.0.as_deref()
+        self.ring.as_deref()
     }
     fn words_mut(&mut self) -> Option<&mut [u64]> {
-        self.0.as_deref_mut()
+        self.ring.as_deref_mut()
     }
     fn build(&mut self, len: usize) {
-        self.0 = Some(vec![0u64; len].into_boxed_slice());
+        self.ring = Some(vec![0u64; len].into_boxed_slice());
+        self.pending = 0;
     }
     fn heap_bytes(&self) -> usize {
-        self.0.as_ref().map_or(0, |r| r.len() * 8)
+        self.ring.as_ref().map_or(0, |r| r.len() * 8)
+    }
+    fn pending(&self) -> Option<u64> {
+        Some(self.pending)
+    }
+    fn set_pending(&mut self, bits: u64) {
+        self.pending = bits;
     }
 }
 
@@ -93,6 +112,10 @@ impl<const N: usize> Ring for Inline<N> {
     fn heap_bytes(&self) -> usize {
         0
     }
+    fn pending(&self) -> Option<u64> {
+        None
+    }
+    fn set_pending(&mut self, _: u64) {}
 }
 
 /// The seen set of one account under `Window(w)`; `w` is passed to each call.
@@ -101,7 +124,9 @@ impl<const N: usize> Ring for Inline<N> {
 pub struct Window<R = Boxed> {
     /// The highest accepted nonce; 0 while nothing was accepted (0 is never valid).
     highest: u64,
-    /// Without a ring: every value in `[low, highest]` was seen, nothing else in the window.
+    /// Without a ring: every value in `[low, base]` was seen, and the pending
+    /// values above `base` (see [`Ring::pending`]), nothing else in the window;
+    /// `base` is `highest` when nothing is pending.
     low: u64,
     /// With a ring: bit `n % 64` of word `(n / 64) % len` says whether `n` was seen,
     /// for every `n` in the window.
@@ -144,13 +169,33 @@ impl<R: Ring> Window<R> {
             return Err(WindowVerdict::TooLow);
         }
         let seen = match self.ring.words() {
-            None => n >= self.low,
+            None => {
+                let (base, pending) = self.run();
+                if n <= base {
+                    n >= self.low
+                } else {
+                    // n <= highest <= base + 64, so the bit index is below 64
+                    pending & (1u64 << ((n - base - 1) & 63)) != 0
+                }
+            }
             Some(ring) => ring[slot(n, ring.len())] & bit(n) != 0,
         };
         if seen {
             Err(WindowVerdict::Seen)
         } else {
             Ok(())
+        }
+    }
+
+    /// The end of the contiguous run and the bitmap above it (ring-less mode):
+    /// bit `i` of the bitmap stands for `base + 1 + i`, its top bit for `highest`.
+    fn run(&self) -> (u64, u64) {
+        let pending = self.ring.pending().unwrap_or(0);
+        if pending == 0 {
+            (self.highest, 0)
+        } else {
+            // highest = base + 1 + top bit index = base + 64 - leading zeros
+            (self.highest - (64 - u64::from(pending.leading_zeros())), pending)
         }
     }
 
@@ -162,10 +207,20 @@ impl<R: Ring> Window<R> {
             return;
         }
         if self.ring.words().is_none() {
-            if self.highest.checked_add(1) == Some(n) {
-                self.highest = n; // the run grows: no ring needed
+            let (base, pending) = self.run();
+            if n > base && n - base <= 64 && (n == base + 1 || self.ring.pending().is_some()) {
+                // into the bitmap, then fold its run of set low bits into the base
+                let bits = pending | (1u64 << (n - base - 1));
+                let absorbed = bits.trailing_ones();
+                self.highest = self.highest.max(n);
+                self.ring.set_pending(bits.checked_shr(absorbed).unwrap_or(0));
                 return;
             }
+            if n.checked_add(1) == Some(self.low) {
+                self.low = n; // the run grows downwards (the first of a swapped pair came second)
+                return;
+            }
+            // further below the run's start, or too far above it for the bitmap
             self.build_ring(w);
         }
         let highest = self.highest;
@@ -185,15 +240,25 @@ impl<R: Ring> Window<R> {
         }
         let from = self.highest.saturating_sub(w).max(1);
         match self.ring.words() {
-            None => (self.low.max(from)..=self.highest).collect(),
+            None => {
+                let (base, pending) = self.run();
+                let above = (0..64u64).filter(|i| pending & (1u64 << i) != 0).map(|i| base + 1 + i);
+                (self.low.max(from)..=base).chain(above.filter(|&n| n >= from)).collect()
+            }
             Some(ring) => (from..=self.highest).filter(|&n| ring[slot(n, ring.len())] & bit(n) != 0).collect(),
         }
     }
 
     /// The state as data: `(highest, low, ring)`; without a ring every value
-    /// in `[low, highest]` was seen (and nothing else in the window).
-    pub fn parts(&self) -> (u64, u64, Option<&[u64]>) {
-        (self.highest, self.low, self.ring.words())
+    /// in `[low, highest]` was seen (and nothing else in the window). Values
+    /// pending above the run are written into a ring first (an owned copy).
+    pub fn parts(&self, w: u64) -> (u64, u64, Option<Vec<u64>>) {
+        if self.ring.words().is_none() && self.run().1 != 0 {
+            let mut ringed = self.clone();
+            ringed.build_ring(w);
+            return (ringed.highest, ringed.low, ringed.ring.words().map(<[u64]>::to_vec));
+        }
+        (self.highest, self.low, self.ring.words().map(<[u64]>::to_vec))
     }
 
     /// A window rebuilt from [`parts`](Self::parts) taken under the same `w`;
@@ -220,13 +285,20 @@ impl<R: Ring> Window<R> {
         }
     }
 
-    /// Turns the run `[low, highest]` into ring bits (the part inside the window).
+    /// Turns the run `[low, base]` and the values pending above it into ring
+    /// bits (the part inside the window).
     fn build_ring(&mut self, w: u64) {
-        let (low, hi) = (self.low, self.highest);
+        let (low, from) = (self.low, self.highest.saturating_sub(w));
+        let (hi, pending) = self.run();
         self.ring.build(ring_words(w));
         let Some(ring) = self.ring.words_mut() else { return };
         let len = ring.len();
-        let mut v = low.max(hi.saturating_sub(w));
+        for n in (0..64u64).filter(|i| pending & (1u64 << i) != 0).map(|i| hi + 1 + i) {
+            if n >= from {
+                ring[slot(n, len)] |= bit(n);
+            }
+        }
+        let mut v = low.max(from);
         while v <= hi {
             let offset = v % 64;
             let run = (64 - offset).min(hi - v + 1);
@@ -288,7 +360,8 @@ mod tests {
 
     #[test]
     fn a_gap_builds_the_ring_and_a_long_jump_drops_it() {
-        let mut win = Window::<Boxed>::new();
+        // an inline ring: any gap builds it
+        let mut win = Window::<Inline<2>>::new();
         for n in [100, 101, 103] {
             win.record(n, 64);
         }
@@ -298,6 +371,35 @@ mod tests {
         win.record(1_000, 64);
         assert_eq!(win.ring_len(), 0);
         assert_eq!(win.check(999, 64), Ok(()));
+    }
+
+    #[test]
+    fn a_heap_window_keeps_local_reordering_in_its_bitmap() {
+        let w = 8_128;
+        let mut win = Window::<Boxed>::new();
+        // swapped pairs and a few requests in flight: no ring
+        for n in [2, 1, 4, 3, 6, 5, 9, 8, 7, 70, 10] {
+            assert_eq!(win.check(n, w), Ok(()), "{n}");
+            win.record(n, w);
+        }
+        assert_eq!(win.ring_len(), 0);
+        assert_eq!(win.seen(w), (1..=10).chain([70]).collect::<Vec<_>>());
+        for n in [1, 5, 10, 70] {
+            assert_eq!(win.check(n, w), Err(WindowVerdict::Seen), "{n}");
+        }
+        assert_eq!(win.check(11, w), Ok(()));
+        // more than 64 past the run: the ring
+        win.record(200, w);
+        assert_eq!(win.ring_len(), ring_words(w));
+        assert_eq!(win.seen(w), (1..=10).chain([70, 200]).collect::<Vec<_>>());
+        // just below the run's start: the run grows; further below: the ring
+        let mut win = Window::<Boxed>::new();
+        win.record(100, w);
+        win.record(99, w);
+        assert_eq!(win.ring_len(), 0);
+        win.record(97, w);
+        assert_eq!(win.ring_len(), ring_words(w));
+        assert_eq!(win.seen(w), vec![97, 99, 100]);
     }
 
     #[test]
@@ -314,7 +416,8 @@ mod tests {
                 boxed.record(n, 64);
                 inline.record(n, 64);
             }
-            assert_eq!(boxed.parts(), inline.parts());
+            assert_eq!(boxed.highest(), inline.highest());
+            assert_eq!(boxed.seen(64), inline.seen(64));
         }
         assert_eq!(inline.heap_bytes(), 0);
     }
