@@ -151,6 +151,7 @@ impl<R: Ring> Window<R> {
     }
 
     /// The ring's length in words, 0 while there is none (for tests).
+    #[cfg(any(test, fuzzing))]
     pub fn ring_len(&self) -> usize {
         self.ring.words().map_or(0, <[u64]>::len)
     }
