@@ -9,7 +9,7 @@
 //! `cargo bench --bench issuer`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use monotonic_nonce::NonceIssuer;
+use monotonic_nonce::{BadNonce, NonceIssuer};
 use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::hint::black_box;
@@ -57,7 +57,12 @@ trait Target: Sync {
 impl Target for NonceIssuer {
     fn round(&self) {
         let n = self.issue();
-        assert!(self.redeem(black_box(&n)).is_ok());
+        match self.redeem(black_box(&n)) {
+            // a thread descheduled (for ~5 ms) while the other issues more than
+            // the window's 65 536 nonces finds its own nonce aged out: the rule
+            Ok(()) | Err(BadNonce::TooOld) => {}
+            Err(e) => panic!("{e:?} for {n}, just issued"),
+        }
     }
 }
 
