@@ -380,7 +380,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
     /// [`BuildError::InvalidConfig`] naming the field: `HighestK(0)`, `Window(0)`,
     /// a `k` above [`MAX_HIGHEST_K`](crate::MAX_HIGHEST_K) or a window above
     /// [`MAX_WINDOW`](crate::MAX_WINDOW), an invalid strategy, `ceiling(0)`,
-    /// `shards` zero or not a power of two, `max_accounts(0)`, `max_accounts`
+    /// `shards` zero or above [`MAX_SHARDS`](crate::MAX_SHARDS), `max_accounts(0)`, `max_accounts`
     /// below an explicit `shards` or without `max_future`.
     /// [`BuildError::Restore`] for a snapshot that cannot be restored, and
     /// [`BuildError::Clock`] if the restart guard cannot read the clock.

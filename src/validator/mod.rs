@@ -145,8 +145,8 @@ type Slot<K, S> = CachePadded<Mutex<Locked<K, S>>>;
 ///
 /// `validate` is linearizable per account: when N threads validate the same
 /// `(account, nonce)` at once, exactly one gets `Ok`. Accounts are spread over
-/// cache-padded, mutex-guarded shards (a power of two), so different accounts
-/// rarely contend. A rejected nonce, and every `check`, changes nothing.
+/// cache-padded, mutex-guarded shards, so different accounts rarely contend.
+/// A rejected nonce, and every `check`, changes nothing.
 ///
 /// # Example
 /// ```

@@ -9,8 +9,11 @@ use crate::error::BuildError;
 /// | policy | accepts `n` iff | memory per account |
 /// |---|---|---|
 /// | `Strict` | `n > last` | one `u64` |
-/// | `HighestK(k)` | `n` is not among the `k` highest accepted and, once `k` are stored, `n >` the smallest of them | up to `k` `u64`s |
-/// | `Window(w)` | `n` was not seen and `highest - n <= w` | `w / 64 + 2` words (none while traffic is dense and in order) |
+/// | `HighestK(k)` | `n` is not among the `k` highest accepted and, once `k` are stored, `n >` the smallest of them | `k` `u64`s, inline for `k <= 32` |
+/// | `Window(w)` | `n` was not seen and `highest - n <= w` | two words inline for `w <= 64`; for wider windows a 64-bit bitmap while reordering stays within 64, else a ring of `w / 64 + 1` words |
+///
+/// Besides its state, each account costs its key, a floor and an LRU index,
+/// in one hash-table bucket (32 bytes for `Strict` with a `u64` key).
 ///
 /// # Example
 /// ```
