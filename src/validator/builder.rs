@@ -350,6 +350,8 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
     /// ```
     /// use monotonic_nonce::{NonceValidator, Policy};
     /// let v = NonceValidator::<u64>::builder(Policy::Strict).expected_accounts(10_000).build()?;
+    /// // more than the address space can hold: an error, not an abort
+    /// assert!(NonceValidator::<u64>::builder(Policy::Strict).expected_accounts(usize::MAX).build().is_err());
     /// assert!(v.heap_bytes() > 10_000 * 8);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -381,7 +383,8 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
     /// a `k` above [`MAX_HIGHEST_K`](crate::MAX_HIGHEST_K) or a window above
     /// [`MAX_WINDOW`](crate::MAX_WINDOW), an invalid strategy, `ceiling(0)`,
     /// `shards` zero or above [`MAX_SHARDS`](crate::MAX_SHARDS), `max_accounts(0)`, `max_accounts`
-    /// below an explicit `shards` or without `max_future`.
+    /// below an explicit `shards` or without `max_future`, `expected_accounts`
+    /// the memory for which cannot be had.
     /// [`BuildError::Restore`] for a snapshot that cannot be restored, and
     /// [`BuildError::Clock`] if the restart guard cannot read the clock.
     ///
@@ -422,13 +425,19 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
         };
         let per_shard = self.max_accounts.map(|m| m.div_ceil(shards));
         let presize = self.expected_accounts.div_ceil(shards);
+        let mut tables = Vec::with_capacity(shards);
+        for _ in 0..shards {
+            let mut table = Table::new(policy, per_shard, self.hasher.clone());
+            table.try_reserve(presize).map_err(|e| {
+                BuildError::config(
+                    "expected_accounts",
+                    format!("room for {} accounts cannot be had: {e}", self.expected_accounts),
+                )
+            })?;
+            tables.push(CachePadded::new(Mutex::new(Locked { table, stats: Stats::default() })));
+        }
         let validator = NonceValidator {
-            shards: (0..shards)
-                .map(|_| {
-                    let table = Table::new(policy, per_shard, self.hasher.clone(), presize);
-                    CachePadded::new(Mutex::new(Locked { table, stats: Stats::default() }))
-                })
-                .collect(),
+            shards: tables.into_boxed_slice(),
             hasher: self.hasher,
             policy,
             clock: self.clock,

@@ -379,16 +379,20 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
         self.floor.load(Ordering::Relaxed)
     }
 
-    /// Bytes of heap this validator holds for its accounts: the key index
-    /// (estimated from its capacity), LRU nodes and per-account allocations
-    /// (HighestK values, Window rings). Locks each shard in turn.
+    /// Bytes of heap this validator holds for its accounts: the tables (keys
+    /// and states inline, by their allocation), LRU nodes, and what states hold
+    /// beyond their buckets (HighestK values above 32, rings of windows wider
+    /// than 64). Locks each shard in turn.
     ///
     /// ```
     /// use monotonic_nonce::{NonceValidator, Policy};
     /// let v = NonceValidator::<u64>::new(Policy::Window(8128));
     /// v.validate(&1, 10)?;
-    /// v.validate(&1, 9)?; // out of order: the ring is allocated
-    /// assert!(v.heap_bytes() >= 128 * 8);
+    /// let table = v.heap_bytes();
+    /// v.validate(&1, 9)?; // one below the run: it grows, no ring
+    /// assert_eq!(v.heap_bytes(), table);
+    /// v.validate(&1, 7)?; // further below: the ring is allocated
+    /// assert_eq!(v.heap_bytes(), table + 128 * 8);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn heap_bytes(&self) -> usize {

@@ -81,10 +81,15 @@ pub(super) struct Shard<K, S, T> {
 }
 
 impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T> {
-    pub(super) fn new(param: u64, capacity: Option<usize>, hasher: S, presize: usize) -> Self {
-        let mut table = HashTable::new();
-        table.reserve(presize, |e: &Entry<K, T>| hasher.hash_one(&e.key));
-        Self { table, hasher, param, lru: Vec::new(), head: NIL, tail: NIL, capacity }
+    pub(super) fn new(param: u64, capacity: Option<usize>, hasher: S) -> Self {
+        Self { table: HashTable::new(), hasher, param, lru: Vec::new(), head: NIL, tail: NIL, capacity }
+    }
+
+    /// Room for `n` more accounts; an error, not an abort, when the memory
+    /// cannot be had.
+    pub(super) fn try_reserve(&mut self, n: usize) -> Result<(), String> {
+        let hasher = &self.hasher;
+        self.table.try_reserve(n, |e| hasher.hash_one(&e.key)).map_err(|e| format!("{e:?}"))
     }
 
     fn find<Q>(&self, hash: u64, account: &Q) -> Option<&Entry<K, T>>
@@ -248,7 +253,7 @@ mod tests {
     use std::collections::hash_map::RandomState;
 
     fn shard<T: State>(param: u64, capacity: Option<usize>) -> Shard<u32, RandomState, T> {
-        Shard::new(param, capacity, RandomState::new(), 0)
+        Shard::new(param, capacity, RandomState::new())
     }
 
     fn h(s: &Shard<u32, RandomState, impl State>, k: u32) -> u64 {

@@ -40,22 +40,22 @@ macro_rules! each {
 }
 
 impl<K: Hash + Eq + Clone, S: BuildHasher> Table<K, S> {
-    /// An empty shard for `policy` (already checked), room for `presize` accounts.
-    pub(super) fn new(policy: Policy, capacity: Option<usize>, hasher: S, presize: usize) -> Self {
+    /// An empty shard for `policy` (already checked).
+    pub(super) fn new(policy: Policy, capacity: Option<usize>, hasher: S) -> Self {
         match policy {
-            Policy::Strict => Table::Strict(Shard::new(0, capacity, hasher, presize)),
+            Policy::Strict => Table::Strict(Shard::new(0, capacity, hasher)),
             Policy::HighestK(k) => {
                 let p = k as u64;
                 match k {
-                    0..=8 => Table::Highest8(Shard::new(p, capacity, hasher, presize)),
-                    9..=16 => Table::Highest16(Shard::new(p, capacity, hasher, presize)),
-                    17..=24 => Table::Highest24(Shard::new(p, capacity, hasher, presize)),
-                    25..=32 => Table::Highest32(Shard::new(p, capacity, hasher, presize)),
-                    _ => Table::HighestDeque(Shard::new(p, capacity, hasher, presize)),
+                    0..=8 => Table::Highest8(Shard::new(p, capacity, hasher)),
+                    9..=16 => Table::Highest16(Shard::new(p, capacity, hasher)),
+                    17..=24 => Table::Highest24(Shard::new(p, capacity, hasher)),
+                    25..=32 => Table::Highest32(Shard::new(p, capacity, hasher)),
+                    _ => Table::HighestDeque(Shard::new(p, capacity, hasher)),
                 }
             }
-            Policy::Window(w) if ring_words(w) == 2 => Table::SmallWindow(Shard::new(w, capacity, hasher, presize)),
-            Policy::Window(w) => Table::BigWindow(Shard::new(w, capacity, hasher, presize)),
+            Policy::Window(w) if ring_words(w) == 2 => Table::SmallWindow(Shard::new(w, capacity, hasher)),
+            Policy::Window(w) => Table::BigWindow(Shard::new(w, capacity, hasher)),
         }
     }
 
@@ -81,6 +81,10 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Table<K, S> {
         Q: Eq + ?Sized,
     {
         each!(self, s => s.highest(hash, account))
+    }
+
+    pub(super) fn try_reserve(&mut self, n: usize) -> Result<(), String> {
+        each!(self, s => s.try_reserve(n))
     }
 
     pub(super) fn len(&self) -> usize {
