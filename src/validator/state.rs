@@ -90,9 +90,10 @@ fn locate(values: &[u64], n: u64) -> Result<usize, usize> {
 pub(crate) struct Highest<const N: usize>([u64; N]);
 
 impl<const N: usize> Highest<N> {
-    /// The live slots: the last `k` (`k <= N`, as the shard's type was chosen).
-    fn values(&self, k: u64) -> &[u64] {
-        &self.0[N.saturating_sub(usize::try_from(k).unwrap_or(usize::MAX))..]
+    /// Where the live slots start: the last `k` are live (`k <= N`, as the
+    /// shard's type was chosen).
+    fn first_live(k: u64) -> usize {
+        N.saturating_sub(usize::try_from(k).unwrap_or(usize::MAX))
     }
 }
 
@@ -104,7 +105,7 @@ impl<const N: usize> State for Highest<N> {
         self.0.last().copied().filter(|&n| n != 0)
     }
     fn check(&self, n: u64, k: u64) -> Result<(), Refusal> {
-        match locate(self.values(k), n) {
+        match locate(&self.0[Self::first_live(k)..], n) {
             Ok(_) => Err(Refusal::AlreadyUsed),
             // below every slot: the first slot holds the minimum (empty slots, 0, sort below any n)
             Err(0) => Err(Refusal::TooLow),
@@ -112,8 +113,7 @@ impl<const N: usize> State for Highest<N> {
         }
     }
     fn record(&mut self, n: u64, k: u64) {
-        let from = N.saturating_sub(usize::try_from(k).unwrap_or(usize::MAX));
-        let values = &mut self.0[from..];
+        let values = &mut self.0[Self::first_live(k)..];
         // `check` accepted n: it goes above the first slot (empty or the minimum),
         // which drops out as the values below n move down one
         let Err(pos @ 1..) = locate(values, n) else {

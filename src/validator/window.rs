@@ -243,8 +243,7 @@ impl<R: Ring> Window<R> {
         match self.ring.words() {
             None => {
                 let (base, pending) = self.run();
-                let above = (0..64u64).filter(|i| pending & (1u64 << i) != 0).map(|i| base + 1 + i);
-                (self.low.max(from)..=base).chain(above.filter(|&n| n >= from)).collect()
+                (self.low.max(from)..=base).chain(above(base, pending).filter(|&n| n >= from)).collect()
             }
             Some(ring) => (from..=self.highest).filter(|&n| ring[slot(n, ring.len())] & bit(n) != 0).collect(),
         }
@@ -294,10 +293,8 @@ impl<R: Ring> Window<R> {
         self.ring.build(ring_words(w));
         let Some(ring) = self.ring.words_mut() else { return };
         let len = ring.len();
-        for n in (0..64u64).filter(|i| pending & (1u64 << i) != 0).map(|i| hi + 1 + i) {
-            if n >= from {
-                ring[slot(n, len)] |= bit(n);
-            }
+        for n in above(hi, pending).filter(|&n| n >= from) {
+            ring[slot(n, len)] |= bit(n);
         }
         let mut v = low.max(from);
         while v <= hi {
@@ -311,6 +308,11 @@ impl<R: Ring> Window<R> {
             }
         }
     }
+}
+
+/// The values a ring-less window's bitmap holds above the run ending at `base`.
+fn above(base: u64, pending: u64) -> impl Iterator<Item = u64> {
+    (0..64u64).filter(move |i| pending & (1u64 << i) != 0).map(move |i| base + 1 + i)
 }
 
 fn slot(n: u64, len: usize) -> usize {
