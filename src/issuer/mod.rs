@@ -5,6 +5,7 @@
 //!
 //! See [`NonceIssuer`](crate::NonceIssuer) for how a nonce is made and checked.
 
+mod base64;
 mod client;
 mod ledger;
 mod token;

@@ -5,6 +5,7 @@
 //! nonce is the counter and the tag (24 bytes, 32 characters). Pure functions
 //! of the key and the fields, no state.
 
+use super::base64::{self, CHUNK_CHARS};
 use siphasher::sip128::{Hasher128, SipHasher24};
 use std::hash::Hasher;
 
@@ -12,10 +13,6 @@ use std::hash::Hasher;
 pub(crate) const PREFIX_LEN: usize = 8;
 /// Bytes of the longest payload: counter (8), issue time in ms (8), tag (16).
 const MAX_PAYLOAD: usize = 32;
-/// 6-byte groups (8 characters each) that hold the longest payload.
-const GROUPS: usize = MAX_PAYLOAD.div_ceil(6);
-
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /// What a nonce carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,43 +71,25 @@ impl Mac {
 
 /// The nonce for `fields` under `mac`, behind `prefix` (the one `mac` absorbed).
 pub(crate) fn encode(mac: &Mac, prefix: &str, fields: Fields) -> String {
-    let mut payload = [0u8; GROUPS * 6]; // zero bytes after the payload pad the last group
-    payload[..8].copy_from_slice(&fields.counter.to_be_bytes());
-    let tag_at = mac.payload_len() - 16;
+    let tag = mac.tag(fields);
+    let (hi, lo) = ((tag >> 64) as u64, tag as u64);
+    let mut text = [0u8; 2 * CHUNK_CHARS];
     if mac.timed {
-        payload[8..16].copy_from_slice(&fields.issued_ms.to_be_bytes());
-    }
-    payload[tag_at..tag_at + 16].copy_from_slice(&mac.tag(fields).to_be_bytes());
-    let groups = mac.payload_len().div_ceil(6);
-    let mut text = [0u8; GROUPS * 8];
-    for (group, out) in payload.chunks_exact(6).zip(text.chunks_exact_mut(8)).take(groups) {
-        let mut w = [0u8; 8];
-        w[2..].copy_from_slice(group);
-        let n = u64::from_be_bytes(w);
-        for (i, c) in out.iter_mut().enumerate() {
-            *c = ALPHABET[((n >> (42 - 6 * i)) & 63) as usize];
-        }
+        // 256 bits: a second chunk holds the tag's low word, then zero bits
+        text[..CHUNK_CHARS].copy_from_slice(&base64::encode_chunk([fields.counter, fields.issued_ms, hi]));
+        text[CHUNK_CHARS..].copy_from_slice(&base64::encode_chunk([lo, 0, 0]));
+    } else {
+        text[..CHUNK_CHARS].copy_from_slice(&base64::encode_chunk([fields.counter, hi, lo]));
     }
     let mut out = String::with_capacity(prefix.len() + mac.encoded_len());
     out.push_str(prefix);
-    // Characters past `encoded_len` only encode padding. Every byte comes from
-    // ALPHABET (ASCII), so this is always Ok.
+    // Characters past `encoded_len` only encode zero bits. Every byte is a
+    // base64url character (ASCII), so this is always Ok.
     if let Ok(body) = std::str::from_utf8(&text[..mac.encoded_len()]) {
         out.push_str(body);
     }
     out
 }
-
-/// The sextet of each base64url character; 0xFF for every other byte.
-const SEXTET: [u8; 256] = {
-    let mut t = [0xFFu8; 256];
-    let mut i = 0;
-    while i < 64 {
-        t[ALPHABET[i] as usize] = i as u8;
-        i += 1;
-    }
-    t
-};
 
 /// Why a text is not a nonce of this issuer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,37 +114,25 @@ pub(crate) fn decode(mac: &Mac, prefix: &str, text: &str) -> Result<Fields, Unre
     if !head.iter().all(|&c| url_safe(c)) {
         return Err(Unreadable::Malformed);
     }
-    let mut chars = [b'A'; GROUPS * 8]; // 'A' is sextet 0: the padding the encoder dropped
-    chars[..encoded].copy_from_slice(body);
-    let len = mac.payload_len();
-    let mut payload = [0u8; GROUPS * 6];
-    let mut bad = 0u8; // the OR of every sextet: 0xFF marks a byte outside the alphabet
-    for (group, out) in chars.chunks_exact(8).zip(payload.chunks_exact_mut(6)).take(len.div_ceil(6)) {
-        let mut n = 0u64;
-        for &c in group {
-            let s = SEXTET[c as usize];
-            bad |= s;
-            n = (n << 6) | u64::from(s & 63);
+    let first: &[u8; CHUNK_CHARS] = body[..CHUNK_CHARS].try_into().map_err(|_| Unreadable::Malformed)?;
+    let [counter, w1, w2] = base64::decode_chunk(first).ok_or(Unreadable::Malformed)?;
+    let (fields, tag) = if mac.timed {
+        let mut rest = [b'A'; CHUNK_CHARS]; // 'A' is sextet 0: the zero bits the encoder dropped
+        rest[..encoded - CHUNK_CHARS].copy_from_slice(&body[CHUNK_CHARS..]);
+        let [lo, pad1, pad2] = base64::decode_chunk(&rest).ok_or(Unreadable::Malformed)?;
+        // a last character that carries bits past the tag: a canonical nonce has them 0
+        if pad1 | pad2 != 0 {
+            return Err(Unreadable::Malformed);
         }
-        out.copy_from_slice(&n.to_be_bytes()[2..]);
-    }
-    // a last character that carries padding bits: a canonical nonce has them 0
-    if bad & 0x80 != 0 || payload[len..].iter().any(|&b| b != 0) {
-        return Err(Unreadable::Malformed);
-    }
+        (Fields { counter, issued_ms: w1 }, (u128::from(w2) << 64) | u128::from(lo))
+    } else {
+        (Fields { counter, issued_ms: 0 }, (u128::from(w1) << 64) | u128::from(w2))
+    };
     if head != prefix.as_bytes() {
         return Err(Unreadable::WrongPrefix);
     }
-    let word = |at: usize| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&payload[at..at + 8]);
-        u64::from_be_bytes(w)
-    };
-    let fields = Fields { counter: word(0), issued_ms: if mac.timed { word(8) } else { 0 } };
-    let mut t = [0u8; 16];
-    t.copy_from_slice(&payload[len - 16..len]);
     // one comparison of the whole 128 bits (no early exit on a first differing byte)
-    if mac.tag(fields) ^ u128::from_be_bytes(t) != 0 {
+    if mac.tag(fields) ^ tag != 0 {
         return Err(Unreadable::Forged);
     }
     Ok(fields)
@@ -176,6 +143,7 @@ mod tests {
     use super::*;
 
     const KEY: [u8; 16] = *b"0123456789abcdef";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
     #[test]
     fn encode_then_decode_round_trips_and_is_url_safe() {
