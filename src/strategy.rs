@@ -254,6 +254,10 @@ pub(crate) struct Span {
 }
 
 impl Params {
+    /// `Strategy::Millis`: the formula with every parameter a constant the
+    /// compiler folds away (the manager's common path is monomorphized on it).
+    pub(crate) const MILLIS: Params = Params { time: TimeScale::MILLIS, offset: 0, step: 1 };
+
     /// `scale` is at least 1 for every valid strategy (the callers check it).
     pub(crate) fn new(scale: u64, offset: u64, step: u64) -> Self {
         Self { time: TimeScale::new(scale).unwrap_or(TimeScale::MILLIS), offset, step }

@@ -36,10 +36,12 @@ fn strategy() -> impl Strategy<Value = NonceStrategy> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2_000))]
 
+    /// `history` on: the general copy of the manager's loop; off with `Millis`:
+    /// the copy compiled for the plain manager. Both must be the model.
     #[test]
-    fn manager_matches_the_model(strat in strategy(), ceiling in 1_000_000_000u64..u64::MAX, ops in prop::collection::vec(op(), 1..60)) {
+    fn manager_matches_the_model(strat in strategy(), ceiling in 1_000_000_000u64..u64::MAX, history in any::<bool>(), ops in prop::collection::vec(op(), 1..60)) {
         let clock = ManualClock::new(1_000);
-        let m = NonceManager::builder().strategy(strat).clock(clock.clone()).ceiling(ceiling).build().unwrap();
+        let m = NonceManager::builder().strategy(strat).clock(clock.clone()).ceiling(ceiling).history(if history { 4 } else { 0 }).build().unwrap();
         let (scale, offset, step) = match strat {
             NonceStrategy::Millis => (1u128, 0u128, 1u128),
             NonceStrategy::Distributed { system_id, total_systems } => (total_systems as u128, system_id as u128, total_systems as u128),

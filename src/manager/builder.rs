@@ -302,6 +302,7 @@ impl<C: Clock> NonceManagerBuilder<C> {
             strategy: self.strategy,
             params,
             ceiling: self.ceiling,
+            plain: params == Params::MILLIS && max_lead_ms.is_none() && durable.is_none() && self.history == 0,
             durable,
         }
     }

@@ -58,6 +58,9 @@ pub struct NonceManager<C: Clock = SystemClock> {
     max_lead_ms: Option<u64>,
     /// The debug history, when set.
     history: Option<Box<History>>,
+    /// `Strategy::Millis` with no `max_lead`, no durable mark and no history:
+    /// `take` then runs its copy compiled for exactly that (see `take`).
+    plain: bool,
 }
 
 /// What the manager has seen of its clock.
@@ -384,32 +387,52 @@ impl<C: Clock> NonceManager<C> {
 
     /// The single compare-exchange loop behind `next()` and `reserve()`; records
     /// the span in the history (if any) as called from `location`.
+    ///
+    /// One loop, compiled twice: for a `plain` manager (the default) with the
+    /// strategy's parameters as constants and the optional steps left out, so
+    /// the common call is the clock read, the formula and one compare-exchange.
     #[inline]
     fn take(&self, count: u64, location: &'static Location<'static>) -> Result<Span, NonceError> {
+        if self.plain {
+            self.take_as::<true>(count, location)
+        } else {
+            self.take_as::<false>(count, location)
+        }
+    }
+
+    /// `take`, where `PLAIN` promises `self.plain` (so `params` is `Params::MILLIS`
+    /// and there is no lead bound, durable mark or history to consult).
+    #[inline(always)]
+    fn take_as<const PLAIN: bool>(&self, count: u64, location: &'static Location<'static>) -> Result<Span, NonceError> {
+        let params = if PLAIN { Params::MILLIS } else { self.params };
         // A failed clock is not an error here: the formula carries on from `last`.
         let now = self.read_clock();
         // Relaxed: uniqueness needs only the modification order of this one
         // atomic, which every compare-exchange below respects; it guards no other data.
         let mut last = self.last.load(Ordering::Relaxed);
         loop {
-            let span = self.params.span_after(last, now, count, self.ceiling)?;
-            if let Some(max) = self.max_lead_ms {
-                self.check_lead(max, span.last, now)?;
-            }
-            if let Some(d) = &self.durable {
-                if span.last > d.mark() {
-                    d.extend(span.last, self.ceiling)?;
-                    // Relaxed: as for the first load of `last`.
-                    last = self.last.load(Ordering::Relaxed);
-                    continue;
+            let span = params.span_after(last, now, count, self.ceiling)?;
+            if !PLAIN {
+                if let Some(max) = self.max_lead_ms {
+                    self.check_lead(max, span.last, now)?;
+                }
+                if let Some(d) = &self.durable {
+                    if span.last > d.mark() {
+                        d.extend(span.last, self.ceiling)?;
+                        // Relaxed: as for the first load of `last`.
+                        last = self.last.load(Ordering::Relaxed);
+                        continue;
+                    }
                 }
             }
             // Relaxed (success and failure): as above, the RMW on `last` alone
             // makes spans disjoint and per-thread increasing; nothing else is published.
             match self.last.compare_exchange_weak(last, span.last, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => {
-                    if let Some(h) = &self.history {
-                        h.record(HistoryEntry { nonce: span.first, clock_ms: now.unwrap_or(0), location });
+                    if !PLAIN {
+                        if let Some(h) = &self.history {
+                            h.record(HistoryEntry { nonce: span.first, clock_ms: now.unwrap_or(0), location });
+                        }
                     }
                     return Ok(span);
                 }
