@@ -240,6 +240,8 @@ mod tests {
                 }
             }
             assert_eq!(state.highest(), kept.last().copied());
+            let values = state.snapshot(k).map(|snap| snap.remembered());
+            assert_eq!(values.unwrap_or_default(), kept, "k {k}: the snapshot lists the kept values, ascending");
         }
     }
 
@@ -250,6 +252,12 @@ mod tests {
         }
         for k in [9, 16] {
             highest_k_agrees_with_the_rule::<Highest<16>>(k);
+        }
+        for k in [17, 20, 24] {
+            highest_k_agrees_with_the_rule::<Highest<24>>(k);
+        }
+        for k in [25, 32] {
+            highest_k_agrees_with_the_rule::<Highest<32>>(k);
         }
         for k in [1, 20, 33, 100] {
             highest_k_agrees_with_the_rule::<HighestDeque>(k);
