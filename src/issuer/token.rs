@@ -114,11 +114,12 @@ pub(crate) fn decode(mac: &Mac, prefix: &str, text: &str) -> Result<Fields, Unre
     if !head.iter().all(|&c| url_safe(c)) {
         return Err(Unreadable::Malformed);
     }
-    let first: &[u8; CHUNK_CHARS] = body[..CHUNK_CHARS].try_into().map_err(|_| Unreadable::Malformed)?;
+    // the body is `encoded` (32 or 43) characters, checked above; split without indexing all the same
+    let (first, tail) = body.split_first_chunk::<CHUNK_CHARS>().ok_or(Unreadable::Malformed)?;
     let [counter, w1, w2] = base64::decode_chunk(first).ok_or(Unreadable::Malformed)?;
     let (fields, tag) = if mac.timed {
         let mut rest = [b'A'; CHUNK_CHARS]; // 'A' is sextet 0: the zero bits the encoder dropped
-        rest[..encoded - CHUNK_CHARS].copy_from_slice(&body[CHUNK_CHARS..]);
+        rest.get_mut(..tail.len()).ok_or(Unreadable::Malformed)?.copy_from_slice(tail);
         let [lo, pad1, pad2] = base64::decode_chunk(&rest).ok_or(Unreadable::Malformed)?;
         // a last character that carries bits past the tag: a canonical nonce has them 0
         if pad1 | pad2 != 0 {
