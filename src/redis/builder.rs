@@ -1,0 +1,309 @@
+//! [`RedisValidatorBuilder`]: the settings of a [`RedisValidator`], checked
+//! against each other and against the store's own configuration at `build()`.
+
+use super::guard::Guard;
+use super::store::{self, Conn, Target};
+use super::{Inner, RedisValidator};
+use crate::clock::{Clock, SystemClock};
+use crate::error::BuildError;
+use crate::strategy::{Strategy, TimeScale, I64_MAX};
+use crate::sync::Mutex;
+use crate::validator::{Limits, Policy, Stats};
+use redis::Script;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The default `response_timeout`.
+const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
+
+/// The default margin added to every key's time to live (clock skew between gateways and Redis).
+const DEFAULT_EXPIRY_MARGIN: Duration = Duration::from_secs(60);
+
+/// Configures a [`RedisValidator`]; [`build`](Self::build) connects, reads the
+/// server's configuration and refuses every unsafe combination.
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until .build()"]
+pub struct RedisValidatorBuilder<C: Clock = SystemClock> {
+    policy: Policy,
+    target: Option<Target>,
+    prefix: String,
+    clock: C,
+    scale: Result<TimeScale, BuildError>,
+    max_past: Option<Duration>,
+    max_future: Option<Duration>,
+    ceiling: u64,
+    timeout: Duration,
+    expiry_margin: Duration,
+    accept_durability_risk: bool,
+}
+
+impl RedisValidator {
+    /// A builder for `policy` on the [`SystemClock`].
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// let builder = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379");
+    /// # drop(builder);
+    /// ```
+    pub fn builder(policy: Policy) -> RedisValidatorBuilder<SystemClock> {
+        RedisValidatorBuilder {
+            policy,
+            target: None,
+            prefix: "nonce".to_owned(),
+            clock: SystemClock,
+            scale: Ok(TimeScale::MILLIS),
+            max_past: None,
+            max_future: None,
+            ceiling: I64_MAX,
+            timeout: DEFAULT_TIMEOUT,
+            expiry_margin: DEFAULT_EXPIRY_MARGIN,
+            accept_durability_risk: false,
+        }
+    }
+}
+
+impl<C: Clock> RedisValidatorBuilder<C> {
+    /// One Redis node, e.g. `redis://127.0.0.1:6379` (or `rediss://` with TLS support in redis-rs).
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// use std::time::Duration;
+    /// let b = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379");
+    /// # drop(b);
+    /// ```
+    pub fn url(mut self, url: &str) -> Self {
+        self.target = Some(Target::Url(url.to_owned()));
+        self
+    }
+
+    /// A Redis Cluster, by its seed nodes (`redis://host:port` each).
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// let seeds = vec!["redis://10.0.0.5:7000".to_owned(), "redis://10.0.0.6:7000".to_owned()];
+    /// let b = RedisValidator::builder(Policy::Strict).cluster(seeds);
+    /// # drop(b);
+    /// ```
+    pub fn cluster(mut self, nodes: Vec<String>) -> Self {
+        self.target = Some(Target::Cluster(nodes));
+        self
+    }
+
+    /// The key prefix (default `"nonce"`): an account's key is `{prefix:account}`.
+    /// Must not contain `{` or `}` (they would break the hash tag).
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// use std::time::Duration;
+    /// let b = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").key_prefix("gw-eu"); // keys are {gw-eu:account}
+    /// # drop(b);
+    /// ```
+    pub fn key_prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.to_owned();
+        self
+    }
+
+    /// The clock the time bounds and the restart guard use (default [`SystemClock`]).
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, Policy, RedisValidator};
+    /// let b = RedisValidator::builder(Policy::Strict).clock(ManualClock::new(1_704_067_200_000));
+    /// # drop(b);
+    /// ```
+    pub fn clock<D: Clock>(self, clock: D) -> RedisValidatorBuilder<D> {
+        RedisValidatorBuilder {
+            policy: self.policy,
+            target: self.target,
+            prefix: self.prefix,
+            clock,
+            scale: self.scale,
+            max_past: self.max_past,
+            max_future: self.max_future,
+            ceiling: self.ceiling,
+            timeout: self.timeout,
+            expiry_margin: self.expiry_margin,
+            accept_durability_risk: self.accept_durability_risk,
+        }
+    }
+
+    /// The strategy the clients sign with (its [`TimeScale`]), as for the in-memory validator.
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator, Strategy};
+    /// let b = RedisValidator::builder(Policy::Strict).strategy(Strategy::Hft { counter_digits: 3 });
+    /// # drop(b);
+    /// ```
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.scale = strategy.time_scale();
+        self
+    }
+
+    /// The time scale directly.
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator, TimeScale};
+    /// let b = RedisValidator::builder(Policy::Strict).time_scale(TimeScale::MILLIS);
+    /// # drop(b);
+    /// ```
+    pub fn time_scale(mut self, scale: TimeScale) -> Self {
+        self.scale = Ok(scale);
+        self
+    }
+
+    /// Refuse nonces standing for a time more than `d` behind the clock. With
+    /// it, each account key expires once every nonce it could still refuse is
+    /// older than `d` (plus the expiry margin), so memory stays bounded and an
+    /// expired account's replays are all `TooOld`. Without it keys never expire.
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// use std::time::Duration;
+    /// let b = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").max_past(Duration::from_secs(60));
+    /// # drop(b);
+    /// ```
+    pub fn max_past(mut self, d: Duration) -> Self {
+        self.max_past = Some(d);
+        self
+    }
+
+    /// Refuse nonces standing for a time more than `d` ahead of the clock; also
+    /// what makes the restart guard possible.
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// use std::time::Duration;
+    /// let b = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").max_future(Duration::from_secs(5));
+    /// # drop(b);
+    /// ```
+    pub fn max_future(mut self, d: Duration) -> Self {
+        self.max_future = Some(d);
+        self
+    }
+
+    /// The highest nonce accepted (default [`I64_MAX`]).
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// use std::time::Duration;
+    /// let b = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").ceiling(monotonic_nonce::JS_SAFE_MAX);
+    /// # drop(b);
+    /// ```
+    pub fn ceiling(mut self, ceiling: u64) -> Self {
+        self.ceiling = ceiling;
+        self
+    }
+
+    /// How long to wait for the store's answer (default 50 ms); past it the
+    /// verdict is [`Rejection::Unavailable`](crate::Rejection::Unavailable).
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// use std::time::Duration;
+    /// let b = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").response_timeout(Duration::from_millis(20));
+    /// # drop(b);
+    /// ```
+    pub fn response_timeout(mut self, d: Duration) -> Self {
+        self.timeout = d;
+        self
+    }
+
+    /// Added to every key's time to live (default 60 s): covers clock skew
+    /// between the gateways and Redis, so a key never expires while a gateway
+    /// with a slower clock could still accept one of its replays.
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// use std::time::Duration;
+    /// let b = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").max_past(Duration::from_secs(60)).expiry_margin(Duration::from_secs(5));
+    /// # drop(b);
+    /// ```
+    pub fn expiry_margin(mut self, d: Duration) -> Self {
+        self.expiry_margin = d;
+        self
+    }
+
+    /// Accept a store that does not fsync every write (`appendfsync everysec`
+    /// or no AOF) without a `max_future` bound: after a restart that lost up to
+    /// a second of writes, the requests accepted in that second can be replayed
+    /// once. Without this, `build()` refuses that combination.
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// use std::time::Duration;
+    /// let b = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").accept_durability_risk(); // appendfsync everysec, no max_future
+    /// # drop(b);
+    /// ```
+    pub fn accept_durability_risk(mut self) -> Self {
+        self.accept_durability_risk = true;
+        self
+    }
+
+    /// Checks the settings, connects, reads `maxmemory-policy`, `appendonly`
+    /// and `appendfsync` on every master, and builds the validator.
+    ///
+    /// # Errors
+    /// [`BuildError::InvalidConfig`] for an invalid policy, strategy, ceiling,
+    /// key prefix or missing `url`/`cluster`; [`BuildError::Store`] when the
+    /// store does not answer, evicts keys (`maxmemory-policy` other than
+    /// `noeviction`), or may lose writes on a restart while there is neither a
+    /// `max_future` nor [`accept_durability_risk`](Self::accept_durability_risk).
+    ///
+    /// ```no_run
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let v = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").accept_durability_risk().build().await?;
+    /// # let _ = v;
+    /// # Ok(()) }
+    /// ```
+    pub async fn build(self) -> Result<RedisValidator<C>, BuildError> {
+        let policy = self.policy.check()?;
+        let limits = Limits::from_settings(self.scale, self.max_past, self.max_future, self.ceiling)?;
+        if self.prefix.contains(['{', '}']) {
+            return Err(BuildError::config("key_prefix", "must not contain '{' or '}': they would break the hash tag"));
+        }
+        let target = self.target.ok_or_else(|| BuildError::config("url", "set .url(..) or .cluster(..)"))?;
+        if self.timeout.is_zero() {
+            return Err(BuildError::config("response_timeout", "must be above 0"));
+        }
+        let expiry_margin_ms = BuildError::duration_ms("expiry_margin", self.expiry_margin)?;
+        let conn = Conn::open(&target, self.timeout).await?;
+        let durability = store::check_config(&conn).await?;
+        if !durability.fsync_always && self.max_future.is_none() && !self.accept_durability_risk {
+            return Err(BuildError::Store {
+                reason: "the store does not fsync every write (appendfsync is not always), so a restart can lose accepted nonces and reopen their replays; set max_future (the restart guard), appendfsync always, or call accept_durability_risk()".to_owned(),
+            });
+        }
+        let ids = store::run_ids(&conn).await.map_err(|e| BuildError::Store { reason: format!("INFO server: {e}") })?;
+        let now = self.clock.now_ms()?;
+        // A server that started less than max_future ago may have lost writes this
+        // gateway never saw: start with the guard up (it lasts at most max_future).
+        let floor = if durability.fsync_always {
+            0
+        } else {
+            let uptime_ms = store::uptime_ms(&conn).await.unwrap_or(0);
+            match (self.max_future, limits.reachable(now)) {
+                (Some(f), Some(reachable)) if uptime_ms <= f.as_millis() as u64 + 1_000 => reachable,
+                _ => 0,
+            }
+        };
+        let mut prefix = Vec::with_capacity(self.prefix.len() + 2);
+        prefix.push(b'{');
+        prefix.extend_from_slice(self.prefix.as_bytes());
+        prefix.push(b':');
+        Ok(RedisValidator {
+            inner: Arc::new(Inner {
+                conn,
+                script: Script::new(store::SOURCE),
+                policy,
+                prefix,
+                clock: self.clock,
+                limits,
+                expiry_margin_ms,
+                timeout: self.timeout,
+                guard: Guard::new(ids, now, floor),
+                stats: Mutex::new(Stats::default()),
+            }),
+        })
+    }
+}
