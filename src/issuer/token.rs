@@ -142,9 +142,9 @@ pub(crate) fn decode(mac: &Mac, prefix: &str, text: &str) -> Result<Fields, Unre
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::issuer::base64::ALPHABET;
 
     const KEY: [u8; 16] = *b"0123456789abcdef";
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
     #[test]
     fn encode_then_decode_round_trips_and_is_url_safe() {
