@@ -8,21 +8,40 @@
 //!   rule on Redis. p50 / p99 of 20 000 sampled calls of each are printed first.
 //! - `redis_throughput/{1,16,64}`: `validate_many` of N fresh nonces beside the
 //!   same minimal script pipelined N deep, and the per-nonce-key approach of
-//!   gateway replay plugins (`SET key NX PX`), pipelined N deep.
+//!   gateway replay plugins (`SET key NX PX`), pipelined N deep; one caller at
+//!   a time, so every batch waits a full round trip.
+//! - `redis_throughput_50_callers/{1,16,64}`: the same three with 50 callers
+//!   at once on the validator's one connection (redis-benchmark's default
+//!   `-c 50`), so the server always has work queued: throughput, not latency.
+//! - Before the groups, the physical limit: `redis-benchmark -P N` (C, 50
+//!   connections) running the minimal script on the bench's server, three
+//!   rounds per depth, each beside a timed run of `validate_many` with 50
+//!   callers (same server, same process, minutes apart at most: this VM's
+//!   speed moves 2x over an hour). Two redis-benchmark workloads: fresh keys
+//!   (`-r 10^9`: every call checks and sets, as every validation here
+//!   accepts), and 10 000 keys with random values (most calls only check:
+//!   the share that set is printed), each beside `validate_many` on the same
+//!   kind of traffic (rising nonces; 10 000 accounts with random nonces).
 //!
-//! `cargo bench --features redis --bench redis`
+//! `cargo bench --features redis --bench redis` (needs `redis-server` and
+//! `redis-benchmark`: `apt-get install -y redis-server`)
 
 #[path = "../tests/common/redis_server.rs"]
 mod redis_server;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use monotonic_nonce::{Policy, RedisValidator};
+use monotonic_nonce::{Policy, RedisValidator, Rejection};
 use redis_server::RedisServer;
+use std::cell::Cell;
+use std::future::Future;
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const T0: u64 = 1_704_067_200_000;
 const ACCOUNTS: u64 = 10_000;
+/// Concurrent callers in the throughput runs: redis-benchmark's default `-c`.
+const CALLERS: usize = 50;
 
 /// The minimal check-and-set: accept a nonce above the stored one.
 const CAS: &str = "local v = redis.call('GET', KEYS[1]) \
@@ -30,7 +49,7 @@ const CAS: &str = "local v = redis.call('GET', KEYS[1]) \
     redis.call('SET', KEYS[1], ARGV[1]) return 1";
 
 struct Rig {
-    _server: RedisServer,
+    server: RedisServer,
     rt: tokio::runtime::Runtime,
     validator: RedisValidator,
     plain: redis::aio::ConnectionManager,
@@ -55,13 +74,23 @@ impl Rig {
         let cas = redis::Script::new(CAS);
         let mut c = plain.clone();
         rt.block_on(cas.prepare_invoke().load_async(&mut c)).unwrap(); // pipelines do not load it
-        Self { _server: server, rt, validator, plain, cas, next: AtomicU64::new(0) }
+        Self { server, rt, validator, plain, cas, next: AtomicU64::new(0) }
     }
 
     /// A fresh (account, nonce): nonces rise, so every one is accepted.
     fn pair(&self) -> (String, u64) {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
         (format!("acct-{}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % ACCOUNTS), T0 + i)
+    }
+
+    /// Like redis-benchmark's `-r 10000`: a random account of 10 000 and a
+    /// random nonce in 1..=10 000, so most are refused once the keys fill up.
+    fn random_pair(&self) -> (String, u64) {
+        let mut x = self.next.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        x ^= x >> 31;
+        x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x ^= x >> 29;
+        (format!("acct-{}", x % ACCOUNTS), (x >> 32) % 10_000 + 1)
     }
 
     async fn ping(&self) {
@@ -94,6 +123,105 @@ impl Rig {
         for r in self.validator.validate_many(&batch).await {
             r.unwrap();
         }
+    }
+
+    /// `validate_many` of random pairs; refusals expected, an unavailable store not.
+    async fn validate_many_random(&self, n: usize) {
+        let batch: Vec<(String, u64)> = (0..n).map(|_| self.random_pair()).collect();
+        for r in self.validator.validate_many(&batch).await {
+            if let Err(e) = r {
+                assert!(!matches!(e, Rejection::Unavailable { .. }), "{e}");
+            }
+        }
+    }
+
+    /// `batches` calls of `one`, made by `CALLERS` callers at once; the time taken.
+    fn callers<F: Future<Output = ()>>(&self, batches: u64, one: impl Fn() -> F) -> Duration {
+        let left = Cell::new(batches);
+        let caller = || async {
+            while left.get() > 0 {
+                left.set(left.get() - 1);
+                one().await;
+            }
+        };
+        let start = Instant::now();
+        self.rt.block_on(futures_util::future::join_all((0..CALLERS).map(|_| caller())));
+        start.elapsed()
+    }
+
+    /// `redis-benchmark -P depth` of the minimal script: (calls/s, share of calls that set).
+    fn redis_benchmark(&self, depth: usize, calls: u64, key_range: u64) -> (f64, f64) {
+        self.server.cli(&["FLUSHALL"]);
+        self.server.cli(&["CONFIG", "RESETSTAT"]);
+        let sha = self.server.cli(&["SCRIPT", "LOAD", CAS]).trim().to_owned();
+        let port = self.server.port.to_string();
+        let (depth, calls, range) = (depth.to_string(), calls.to_string(), key_range.to_string());
+        let out = Command::new("redis-benchmark")
+            .args(["-p", &port, "-n", &calls, "-r", &range, "-P", &depth, "--csv"])
+            .args(["evalsha", &sha, "1", "cas:__rand_int__", "__rand_int__"])
+            .output()
+            .expect("redis-benchmark not found: apt-get install -y redis-server (it brings redis-tools)");
+        let csv = String::from_utf8_lossy(&out.stdout);
+        let rate = csv
+            .lines()
+            .nth(1)
+            .and_then(|row| row.split("\",\"").nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("unexpected redis-benchmark output: {csv}"));
+        let stats = self.server.cli(&["INFO", "commandstats"]);
+        let count = |cmd: &str| -> f64 {
+            stats
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
+                .and_then(|rest| rest.split(',').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0.0)
+        };
+        (rate, count("set") / count("evalsha").max(1.0))
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// `validate_many` with 50 callers beside `redis-benchmark` at the same
+/// depth, interleaved, three rounds; the medians and their ratios.
+fn physical_limit() {
+    let rig = Rig::new();
+    println!("validate_many (50 callers, one connection) beside redis-benchmark (50 connections), minimal script:");
+    for depth in [1usize, 16, 64] {
+        let calls: u64 = if depth == 1 { 100_000 } else { 300_000 };
+        let (mut ours, mut fresh, mut mixed, mut set_share) = (vec![], vec![], vec![], vec![]);
+        let (mut ours_mixed, mut accepted_share) = (vec![], vec![]);
+        for _ in 0..3 {
+            fresh.push(rig.redis_benchmark(depth, calls, 1_000_000_000).0);
+            rig.server.cli(&["FLUSHALL"]);
+            let took = rig.callers(calls / depth as u64, || rig.validate_many(depth));
+            ours.push(calls as f64 / took.as_secs_f64());
+            let (rate, share) = rig.redis_benchmark(depth, calls, 10_000);
+            mixed.push(rate);
+            set_share.push(share);
+            rig.server.cli(&["FLUSHALL"]);
+            let before = rig.validator.stats();
+            let took = rig.callers(calls / depth as u64, || rig.validate_many_random(depth));
+            let after = rig.validator.stats();
+            ours_mixed.push(calls as f64 / took.as_secs_f64());
+            accepted_share.push((after.accepted - before.accepted) as f64 / calls as f64);
+        }
+        let (ours, fresh, mixed, ours_mixed) = (median(ours), median(fresh), median(mixed), median(ours_mixed));
+        println!(
+            "  depth {depth:>2}: every call sets: validate_many {:>6.1} k/s, redis-benchmark {:>6.1} k/s: {:.2}x | 10 000 keys, random values: validate_many {:>6.1} k/s ({:.0}% accepted), redis-benchmark {:>6.1} k/s ({:.0}% set): {:.2}x",
+            ours / 1e3,
+            fresh / 1e3,
+            ours / fresh,
+            ours_mixed / 1e3,
+            median(accepted_share) * 100.0,
+            mixed / 1e3,
+            median(set_share) * 100.0,
+            ours_mixed / mixed
+        );
     }
 }
 
@@ -138,6 +266,7 @@ fn latency(c: &mut Criterion) {
 }
 
 fn throughput(c: &mut Criterion) {
+    physical_limit();
     let rig = Rig::new();
     let mut g = c.benchmark_group("redis_throughput");
     for n in [1usize, 16, 64] {
@@ -150,6 +279,20 @@ fn throughput(c: &mut Criterion) {
         });
         g.bench_with_input(BenchmarkId::new("set_nx_px_per_nonce", n), &n, |b, &n| {
             b.iter(|| rig.rt.block_on(rig.set_nx_many(n)))
+        });
+    }
+    g.finish();
+    let mut g = c.benchmark_group("redis_throughput_50_callers");
+    for n in [1usize, 16, 64] {
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::new("validate_many", n), &n, |b, &n| {
+            b.iter_custom(|iters| rig.callers(iters, || rig.validate_many(n)))
+        });
+        g.bench_with_input(BenchmarkId::new("minimal_cas_script", n), &n, |b, &n| {
+            b.iter_custom(|iters| rig.callers(iters, || rig.cas_many(n)))
+        });
+        g.bench_with_input(BenchmarkId::new("set_nx_px_per_nonce", n), &n, |b, &n| {
+            b.iter_custom(|iters| rig.callers(iters, || rig.set_nx_many(n)))
         });
     }
     g.finish();

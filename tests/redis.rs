@@ -337,6 +337,37 @@ fn account_keys_of_any_bytes_and_an_oversized_one() {
 }
 
 #[test]
+fn a_key_holding_foreign_state_is_unavailable_and_left_as_it_is() {
+    let server = RedisServer::start(&["--appendfsync", "always"]);
+    let rt = runtime();
+    let build = |policy| rt.block_on(RedisValidator::builder(policy).url(&server.url()).build()).unwrap();
+    let (strict, highest) = (build(Policy::Strict), build(Policy::HighestK(4)));
+    assert_eq!(rt.block_on(strict.validate("a", 5)), Ok(()));
+    let key = server.cli(&["KEYS", "*"]).trim().to_owned();
+    let stored = server.cli(&["GET", &key]);
+    // another policy's state under the same prefix: refused as unavailable, both ways, nothing written
+    assert!(matches!(rt.block_on(highest.validate("a", 9)), Err(Rejection::Unavailable { .. })));
+    assert_eq!(rt.block_on(highest.validate("b", 9)), Ok(()));
+    assert!(matches!(rt.block_on(strict.validate("b", 10)), Err(Rejection::Unavailable { .. })));
+    assert_eq!(server.cli(&["GET", &key]), stored);
+    // values no validator writes: a short one with Strict's tag, a 9-byte one with another tag, another type
+    for (setup, bad) in
+        [(&["SET", "S1234"][..], "short"), (&["SET", "X12345678"][..], "tag"), (&["HSET", "f", "1"][..], "type")]
+    {
+        server.cli(&["DEL", &key]);
+        let mut args = vec![setup[0], key.as_str()];
+        args.extend(&setup[1..]);
+        server.cli(&args);
+        let before = server.cli(&["DUMP", &key]);
+        for nonce in [1, 6, 1 << 62] {
+            let got = rt.block_on(strict.validate("a", nonce));
+            assert!(matches!(got, Err(Rejection::Unavailable { .. })), "{bad}, {nonce}: {got:?}");
+        }
+        assert_eq!(server.cli(&["DUMP", &key]), before, "{bad}: the key is left as it was");
+    }
+}
+
+#[test]
 fn validate_many_gives_each_item_its_own_verdict_in_order() {
     let server = RedisServer::start(&["--appendfsync", "always"]);
     let rt = runtime();

@@ -42,11 +42,11 @@ enum Op {
 }
 
 impl Op {
-    fn code(self) -> &'static str {
+    fn code(self) -> u8 {
         match self {
-            Op::Validate => "v",
-            Op::Check => "c",
-            Op::Last => "l",
+            Op::Validate => b'v',
+            Op::Check => b'c',
+            Op::Last => b'l',
         }
     }
 }
@@ -156,7 +156,11 @@ impl<C: Clock> RedisValidator<C> {
         let account = account.as_ref();
         let key = self.key(account)?;
         let reply = self.eval(&key, Op::Last, 1, 0, None).await?;
-        decode(&reply).map(|(code, last)| (code == 3).then_some(last))
+        match decode(&reply)? {
+            (3, last) => Ok(Some(last)),
+            (4, _) => Ok(None),
+            (code, _) => Err(unavailable(&format!("unexpected code {code} for a last-nonce query"))),
+        }
     }
 
     /// Validates a batch in one pipelined round trip per node (a cluster
@@ -313,15 +317,13 @@ impl<C: Clock> RedisValidator<C> {
 
     fn invocation<'a>(&'a self, key: &[u8], op: Op, nonce: u64, floor: u64, ttl: u64) -> redis::ScriptInvocation<'a> {
         let (policy, param) = match self.inner.policy {
-            Policy::Strict => ("S", 0u64),
-            Policy::HighestK(k) => ("K", k as u64),
-            Policy::Window(w) => ("W", w),
+            Policy::Strict => (b'S', 0u32),
+            // both below 2^21 (`Policy::check` at build), so they fit the script's 32 bits
+            Policy::HighestK(k) => (b'K', u32::try_from(k).unwrap_or(u32::MAX)),
+            Policy::Window(w) => (b'W', u32::try_from(w).unwrap_or(u32::MAX)),
         };
-        let mut pair = [0u8; 16];
-        pair[..8].copy_from_slice(&nonce.to_be_bytes());
-        pair[8..].copy_from_slice(&floor.to_be_bytes());
         let mut inv = self.inner.script.key(key);
-        inv.arg(op.code()).arg(policy).arg(param).arg(&pair[..]).arg(ttl);
+        inv.arg(&script_args(op.code(), policy, param, nonce, floor, ttl)[..]);
         inv
     }
 
@@ -398,14 +400,43 @@ impl<C: Clock> RedisValidator<C> {
     }
 }
 
+/// The script's one argument (the layout at the top of `validate.lua`): op,
+/// policy, param, then the nonce, the floor and the TTL as big-endian u64s.
+/// The TTL is capped below 2^52 so the script's doubles hold it exactly (2^52
+/// ms is 142 000 years).
+fn script_args(op: u8, policy: u8, param: u32, nonce: u64, floor: u64, ttl: u64) -> [u8; 30] {
+    const TTL_CAP: u64 = (1 << 52) - 1;
+    let mut out = [0u8; 30];
+    out[0] = op;
+    out[1] = policy;
+    out[2..6].copy_from_slice(&param.to_be_bytes());
+    out[6..14].copy_from_slice(&nonce.to_be_bytes());
+    out[14..22].copy_from_slice(&floor.to_be_bytes());
+    out[22..30].copy_from_slice(&ttl.min(TTL_CAP).to_be_bytes());
+    out
+}
+
 fn unavailable(why: &str) -> Rejection {
     Rejection::Unavailable { reason: why.to_owned() }
 }
 
 /// The script's reply: `0` (accepted) or `{code, hi, lo}` → `(code, nonce to move past)`.
+/// The code `decode` gives a Strict refusal answered with the stored value:
+/// already used when the nonce equals it, too low otherwise.
+const STRICT_REFUSED: i64 = 5;
+
 fn decode(v: &Value) -> Result<(i64, u64), Rejection> {
     let items = match v {
         Value::Int(0) => return Ok((0, 0)),
+        Value::BulkString(b) => {
+            return match b.split_first() {
+                Some((b'S', last)) => match <[u8; 8]>::try_from(last) {
+                    Ok(last) => Ok((STRICT_REFUSED, u64::from_be_bytes(last))),
+                    Err(_) => Err(unavailable(&format!("a stored value of {} bytes", b.len()))),
+                },
+                _ => Err(unavailable("unexpected bulk reply")),
+            };
+        }
         Value::Array(items) => items,
         other => return Err(unavailable(&format!("unexpected reply {other:?}"))),
     };
@@ -428,6 +459,8 @@ fn verdict((code, last): (i64, u64), nonce: u64) -> Result<(), Rejection> {
         0 => Ok(()),
         1 => Err(Rejection::AlreadyUsed { last_nonce: last, attempted_nonce: nonce }),
         2 => Err(Rejection::TooLow { last_nonce: last, attempted_nonce: nonce }),
+        STRICT_REFUSED if nonce == last => Err(Rejection::AlreadyUsed { last_nonce: last, attempted_nonce: nonce }),
+        STRICT_REFUSED if nonce < last => Err(Rejection::TooLow { last_nonce: last, attempted_nonce: nonce }),
         other => Err(unavailable(&format!("unexpected verdict code {other}"))),
     }
 }

@@ -4,15 +4,20 @@
 -- with the same random sequences and requires the same verdicts.
 --
 -- KEYS[1]  the account's key ({prefix:account}: one key, one hash slot)
--- ARGV[1]  op: 'v' validate (check, then record), 'c' check, 'l' last nonce
--- ARGV[2]  policy: 'S' Strict, 'K' HighestK, 'W' Window
--- ARGV[3]  the policy's k or w (0 for Strict)
--- ARGV[4]  16 bytes, big-endian: the nonce, then the floor (the gateway's restart guard)
--- ARGV[5]  the key's time to live in ms after this nonce (0: none), from the gateway's clock
+-- ARGV[1]  30 bytes, big-endian (one argument: each argument is a Lua string
+--          Redis builds per call, so one costs less than five):
+--            op (1 byte): 'v' validate (check, then record), 'c' check, 'l' last nonce
+--            policy (1): 'S' Strict, 'K' HighestK, 'W' Window
+--            param (4): the policy's k or w (0 for Strict)
+--            nonce (8), then floor (8): the gateway's restart guard
+--            ttl (8): the key's time to live in ms after this nonce (0: none),
+--            from the gateway's clock, below 2^52 (so it is exact as a double)
 --
 -- Reply: 0 when accepted (or, for 'c', acceptable); else {code, hi, lo}: code
 -- 1 already used, 2 too low, hi/lo a nonce to move past (the highest accepted,
--- or the floor, whichever is higher). For 'l': {3, hi, lo}, or {4, 0, 0} when unknown.
+-- or the floor, whichever is higher); or, for Strict refused by a stored nonce
+-- above the floor, that stored value ('S' and the nonce, 9 bytes). For 'l':
+-- {3, hi, lo}, or {4, 0, 0} when unknown.
 --
 -- Nonces are u64; Lua numbers are doubles, so a nonce is never one number here:
 -- it is a pair of 32-bit halves, compared pairwise, and a difference is formed
@@ -26,39 +31,41 @@
 --      words (RFC 6479, one spare word), bit (n mod 64L) says whether n was seen.
 
 local key = KEYS[1]
-local op = ARGV[1]
-local policy = ARGV[2]
-local nh, nl, gh, gl = struct.unpack('>I4I4I4I4', ARGV[4])
-local ttl = tonumber(ARGV[5])
+local op, policy, param, nh, nl, gh, gl, th, tl = struct.unpack('>BBI4I4I4I4I4I4I4', ARGV[1])
+local ttl = th * 4294967296 + tl
 
 -- Strict, validate or check: the common case, inline (no helper closures, one GET,
--- at most one SET), measured at about half the server time of the general path.
-if policy == 'S' and op ~= 'l' then
+-- at most one SET, one unpack of the value and one pack of the new one), measured
+-- at about half the server time of the general path. A refusal by a stored nonce
+-- above the floor answers with the stored value itself (no reply table to build):
+-- the gateway reads AlreadyUsed when its nonce equals the one in it, else TooLow.
+if policy == 83 and op ~= 108 then -- 'S', and not 'l'
   local value = redis.call('GET', key)
-  local h, l = gh, gl -- what a refusal reports: the higher of the last nonce and the floor
   if value then
-    if string.byte(value, 1) ~= 83 then
+    if #value ~= 9 then
       return redis.error_reply('monotonic-nonce: the key holds state of another policy')
     end
-    local vh, vl = struct.unpack('>I4I4', value, 2)
-    if vh > h or (vh == h and vl > l) then h, l = vh, vl end
-    if nh == vh and nl == vl and (nh > gh or (nh == gh and nl > gl)) then return {1, h, l} end
+    local tag, vh, vl = struct.unpack('>BI4I4', value)
+    if tag ~= 83 then
+      return redis.error_reply('monotonic-nonce: the key holds state of another policy')
+    end
+    if (vh > gh or (vh == gh and vl > gl)) and (nh < vh or (nh == vh and nl <= vl)) then return value end
   end
-  if nh < h or (nh == h and nl <= l) then return {2, h, l} end
-  if op == 'v' then
+  if nh < gh or (nh == gh and nl <= gl) then return {2, gh, gl} end
+  if op == 118 then -- 'v'
     if ttl > 0 then
-      redis.call('SET', key, 'S' .. struct.pack('>I4I4', nh, nl), 'KEEPTTL')
+      redis.call('SET', key, struct.pack('>BI4I4', 83, nh, nl), 'KEEPTTL')
       local cur = redis.call('PTTL', key)
       if cur < ttl then redis.call('PEXPIRE', key, ttl) end
     else
       -- without time bounds no key has a time to live to keep
-      redis.call('SET', key, 'S' .. struct.pack('>I4I4', nh, nl))
+      redis.call('SET', key, struct.pack('>BI4I4', 83, nh, nl))
     end
   end
   return 0
 end
 
-local param = tonumber(ARGV[3])
+op, policy = string.char(op), string.char(policy)
 local TWO32 = 4294967296
 local RING_BYTE = 26 -- 0-based offset of the ring in a W value
 
