@@ -52,3 +52,21 @@ impl<T> Mutex<T> {
         }
     }
 }
+
+/// One step of waiting for another thread to finish a short critical step
+/// (the issuer ledger's group takeover): a spin hint for the first few
+/// calls, then a yield, so a descheduled thread gets the core back. Under
+/// loom, always a yield, which lets the model run the other thread.
+pub(crate) fn wait_a_little(calls: &mut u32) {
+    *calls = calls.saturating_add(1);
+    #[cfg(not(loom))]
+    {
+        if *calls <= 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}

@@ -91,12 +91,15 @@ impl BadNonce {
 /// # Bounded
 /// At most `window` nonces are redeemable at a time: a counter `window` or
 /// more behind the latest issued is `TooOld`. The counters redeemed are
-/// remembered in a ring of words in the manner of RFC 6479, made lock-free:
-/// each word stands for 16 consecutive counters and carries which block of
-/// them it holds, so a redemption is one compare-exchange on one word
-/// (`window / 2` bytes, allocated at `build()`); consecutive counters go to
-/// different lanes of words, so threads redeeming what they were just issued
-/// mostly touch different cache lines.
+/// remembered in the RFC 6479 ring, a bit per counter, shared without a lock:
+/// the ring is cut into 64-byte groups (a generation word naming the block of
+/// 448 counters the group holds, then seven bit words), so a redemption is
+/// one `fetch_or` between two reads of its group's generation, and a block
+/// moving in zeroes its group once (`window / 7` bytes plus 1 KiB, allocated
+/// at `build()`); consecutive counters go to different lanes of groups, so
+/// threads redeeming what they were just issued mostly touch different cache
+/// lines. A redemption that meets a group being taken over waits for those
+/// seven stores; `issue` never waits.
 ///
 /// # Routing by prefix
 /// With several issuers behind one router, give each a prefix of 8 URL-safe
@@ -280,15 +283,16 @@ impl NonceIssuer {
         self.latest.load(Ordering::Relaxed)
     }
 
-    /// Heap bytes held for redeemed nonces: the window's ring (`window / 2`
-    /// bytes, plus a word in each of its 8 lanes), whatever the number issued.
+    /// Heap bytes held for redeemed nonces: the window's ring (a bit per
+    /// counter in 64-byte groups of 448, about `window / 7` bytes, plus a
+    /// spare group in each of its 8 lanes), whatever the number issued.
     ///
     /// ```
     /// let issuer = monotonic_nonce::NonceIssuer::builder().window(8_192).build()?;
     /// let before = issuer.heap_bytes();
     /// for _ in 0..100_000 { let n = issuer.issue(); let _ = issuer.redeem(&n); }
     /// assert_eq!(issuer.heap_bytes(), before);
-    /// assert!(before <= 8_192 / 2 + 64);
+    /// assert!(before <= 8_192 / 7 + 2 * 8 * 64);
     /// # Ok::<(), monotonic_nonce::BuildError>(())
     /// ```
     pub fn heap_bytes(&self) -> usize {
