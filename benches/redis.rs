@@ -5,7 +5,8 @@
 //! - `redis_latency`: one `validate` per iteration beside one `PING` round
 //!   trip (a second connection to the same server), and a minimal
 //!   check-and-set script (`GET`, compare, `SET`): the floor for any atomic
-//!   rule on Redis. p50 / p99 of 20 000 sampled calls of each are printed first.
+//!   rule on Redis. p50 / p99 of 20 000 sampled calls of each (interleaved,
+//!   one of each in turn) are printed first.
 //! - `redis_throughput/{1,16,64}`: `validate_many` of N fresh nonces beside the
 //!   same minimal script pipelined N deep, and the per-nonce-key approach of
 //!   gateway replay plugins (`SET key NX PX`), pipelined N deep; one caller at
@@ -233,23 +234,22 @@ fn percentiles(name: &str, mut samples: Vec<Duration>) {
 
 fn latency(c: &mut Criterion) {
     let rig = Rig::new();
-    let sample = |f: &dyn Fn()| {
-        (0..20_000)
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed()
-            })
-            .collect::<Vec<_>>()
+    // interleaved, one call of each in turn, so a change of the VM's speed
+    // during the sampling falls on all three alike
+    let (mut ping, mut cas, mut validate) = (vec![], vec![], vec![]);
+    let timed = |f: &dyn Fn()| {
+        let t = Instant::now();
+        f();
+        t.elapsed()
     };
-    let (ping, cas, validate) = (
-        sample(&|| rig.rt.block_on(rig.ping())),
-        sample(&|| rig.rt.block_on(rig.cas_many(1))),
-        sample(&|| {
+    for _ in 0..20_000 {
+        ping.push(timed(&|| rig.rt.block_on(rig.ping())));
+        cas.push(timed(&|| rig.rt.block_on(rig.cas_many(1))));
+        validate.push(timed(&|| {
             let (a, n) = rig.pair();
             rig.rt.block_on(rig.validator.validate(&a, n)).unwrap();
-        }),
-    );
+        }));
+    }
     percentiles("PING", ping);
     percentiles("minimal CAS script", cas);
     percentiles("RedisValidator::validate", validate);
