@@ -3,7 +3,7 @@
 //! dir, AOF with `appendfsync everysec`), like the tests.
 //!
 //! - `redis_latency`: one `validate` per iteration beside one `PING` round
-//!   trip (a second connection to the same server), and a minimal
+//!   trip on the validator's own connection (`RedisValidator::ping`), and a minimal
 //!   check-and-set script (`GET`, compare, `SET`): the floor for any atomic
 //!   rule on Redis. p50 / p99 of 20 000 sampled calls of each (interleaved,
 //!   one of each in turn) are printed first.
@@ -95,8 +95,7 @@ impl Rig {
     }
 
     async fn ping(&self) {
-        let mut c = self.plain.clone();
-        let _: String = redis::cmd("PING").query_async(&mut c).await.unwrap();
+        self.validator.ping().await.unwrap();
     }
 
     async fn cas_many(&self, n: usize) {

@@ -232,12 +232,14 @@ fn an_outage_fails_closed_and_validation_resumes_after_it() {
     let clock = ManualClock::new(T0);
     let v = rt.block_on(redis_validator(&server.url(), Policy::Strict, &clock, "o"));
     rt.block_on(v.validate("a", T0)).unwrap();
+    assert_eq!(rt.block_on(v.ping()), Ok(()));
     server.kill();
     for i in 1..=50 {
         let r = rt.block_on(v.validate("a", T0 + i));
         assert!(matches!(r, Err(Rejection::Unavailable { .. })), "during the outage: {r:?}");
     }
     assert!(rt.block_on(v.check("a", T0 + 1)).is_err());
+    assert!(matches!(rt.block_on(v.ping()), Err(Rejection::Unavailable { .. })));
     server.restart(); // the AOF brings the account back
     let start = std::time::Instant::now();
     loop {
@@ -249,6 +251,7 @@ fn an_outage_fails_closed_and_validation_resumes_after_it() {
             other => panic!("after the restart: {other:?}"),
         }
     }
+    assert_eq!(rt.block_on(v.ping()), Ok(()));
     let s = v.stats();
     assert!(s.unavailable >= 50 && s.accepted == 2, "{s:?}");
 }

@@ -229,6 +229,33 @@ impl<C: Clock> RedisValidator<C> {
         *self.inner.stats.lock()
     }
 
+    /// One `PING` round trip on the validator's own connection (on a
+    /// cluster, to a node redis-rs picks), within the response timeout: a
+    /// readiness probe for the gateway, and the floor under a `validate`.
+    ///
+    /// # Errors
+    /// [`Rejection::Unavailable`] when the store did not answer `PONG` in time.
+    ///
+    /// ```no_run
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let v = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").accept_durability_risk().build().await?;
+    /// v.ping().await?; // ready
+    /// # Ok(()) }
+    /// ```
+    pub async fn ping(&self) -> Result<(), Rejection> {
+        let ping = redis::cmd("PING");
+        let why = match tokio::time::timeout(self.inner.timeout, self.inner.conn.query(&ping)).await {
+            Ok(Ok(reply)) if store::text(&reply).as_deref() == Some("PONG") => return Ok(()),
+            Ok(Ok(reply)) => format!("PING answered {reply:?}"),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        // as after any failed call: check the run ids again before trusting the store
+        self.inner.guard.suspect();
+        Err(unavailable(&why))
+    }
+
     /// How many restarts or failovers of the store this validator has seen.
     ///
     /// ```no_run
