@@ -124,7 +124,7 @@ pub use manager::{HistoryEntry, NonceManager, NonceManagerBuilder};
 pub use protocol::serde_str;
 pub use recovery::{retry_with_nonce, retry_with_nonce_async, NonceFeedback, RetryError, RetryPolicy};
 #[cfg(feature = "redis")]
-pub use redis::{RedisValidator, RedisValidatorBuilder, MAX_ACCOUNT_LEN};
+pub use redis::{BlockingRedisValidator, RedisValidator, RedisValidatorBuilder, MAX_ACCOUNT_LEN};
 pub use strategy::{Strategy, TimeScale, I64_MAX, JS_SAFE_MAX};
 pub use validator::{
     AccountSnapshot, DefaultHashBuilder, NonceValidator, NonceValidatorBuilder, Policy, StateSnapshot, Stats,

@@ -200,6 +200,57 @@ fn concurrent_gateways_accept_each_pair_exactly_once() {
     exactly_once(validators, 4, &rt);
 }
 
+/// The blocking twin, from plain threads (no runtime of the caller's): 4
+/// threads x 5 000 validations of 300 nonces over 2 accounts, inside the
+/// window: every distinct pair is accepted exactly once.
+#[test]
+fn the_blocking_twin_from_plain_threads_accepts_each_pair_exactly_once() {
+    let server = RedisServer::start(&["--appendfsync", "always"]);
+    let v = RedisValidator::builder(Policy::Window(1_024))
+        .url(&server.url())
+        .clock(ManualClock::new(T0))
+        .max_future(Duration::from_secs(5))
+        .response_timeout(Duration::from_secs(2))
+        .build_blocking()
+        .unwrap();
+    assert_eq!(v.ping(), Ok(()));
+    let (accepted, tried): (Vec<_>, HashSet<_>) = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let v = v.clone();
+                s.spawn(move || {
+                    let (mut ok, mut tried) = (Vec::new(), HashSet::new());
+                    let mut x = 0x2545_F491_4F6C_DD1Du64 ^ t;
+                    for _ in 0..5_000 {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let pair = (format!("acct-{}", x % 2), T0 - 300 + (x >> 32) % 300);
+                        tried.insert(pair.clone());
+                        match v.validate(&pair.0, pair.1) {
+                            Ok(()) => ok.push(pair),
+                            Err(Rejection::Unavailable { reason }) => panic!("store unavailable: {reason}"),
+                            Err(_) => {}
+                        }
+                    }
+                    (ok, tried)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|h| h.join().unwrap()).fold((Vec::new(), HashSet::new()), |(mut a, mut t), (ok, tr)| {
+            a.extend(ok);
+            t.extend(tr);
+            (a, t)
+        })
+    });
+    let distinct: HashSet<_> = accepted.iter().cloned().collect();
+    assert_eq!(accepted.len(), distinct.len(), "a pair was accepted twice");
+    assert_eq!(distinct, tried, "every pair inside the window is accepted once");
+    assert_eq!(v.stats().accepted, accepted.len() as u64);
+    assert!(v.validate_many(&[("acct-0", T0 + 1), ("acct-0", T0 + 1)])[1].is_err());
+    assert_eq!(v.last_nonce("acct-0"), Ok(Some(T0 + 1)));
+}
+
 #[test]
 fn concurrent_gateways_on_a_3_master_cluster_accept_each_pair_exactly_once() {
     let cluster = RedisCluster::start(&["--appendfsync", "always"]);

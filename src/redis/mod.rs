@@ -9,10 +9,12 @@
 //! ceiling, time bounds) run on the gateway with the same code as in memory,
 //! against the gateway's clock; the script never reads the server's time.
 
+mod blocking;
 mod builder;
 mod guard;
 mod store;
 
+pub use blocking::BlockingRedisValidator;
 pub use builder::RedisValidatorBuilder;
 
 use crate::clock::{Clock, SystemClock};
