@@ -13,6 +13,7 @@ mod blocking;
 mod builder;
 mod guard;
 mod store;
+mod wire;
 
 pub use blocking::BlockingRedisValidator;
 pub use builder::RedisValidatorBuilder;
@@ -27,6 +28,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 use store::Conn;
+use wire::{decode, script_args, verdict, Op};
 
 /// The longest account key accepted, in bytes.
 ///
@@ -34,24 +36,6 @@ use store::Conn;
 /// assert_eq!(monotonic_nonce::MAX_ACCOUNT_LEN, 1024);
 /// ```
 pub const MAX_ACCOUNT_LEN: usize = 1024;
-
-/// What one script call is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Validate,
-    Check,
-    Last,
-}
-
-impl Op {
-    fn code(self) -> u8 {
-        match self {
-            Op::Validate => b'v',
-            Op::Check => b'c',
-            Op::Last => b'l',
-        }
-    }
-}
 
 /// Validates nonces against Redis with the rules of [`NonceValidator`](crate::NonceValidator):
 /// the same [`Policy`], time bounds and ceiling give the same verdicts, and N
@@ -158,11 +142,7 @@ impl<C: Clock> RedisValidator<C> {
         let account = account.as_ref();
         let key = self.key(account)?;
         let reply = self.eval(&key, Op::Last, 1, 0, None).await?;
-        match decode(&reply)? {
-            (3, last) => Ok(Some(last)),
-            (4, _) => Ok(None),
-            (code, _) => Err(unavailable(&format!("unexpected code {code} for a last-nonce query"))),
-        }
+        wire::last_nonce(&reply)
     }
 
     /// Validates a batch in one pipelined round trip per node (a cluster
@@ -429,69 +409,8 @@ impl<C: Clock> RedisValidator<C> {
     }
 }
 
-/// The script's one argument (the layout at the top of `validate.lua`): op,
-/// policy, param, then the nonce, the floor and the TTL as big-endian u64s.
-/// The TTL is capped below 2^52 so the script's doubles hold it exactly (2^52
-/// ms is 142 000 years).
-fn script_args(op: u8, policy: u8, param: u32, nonce: u64, floor: u64, ttl: u64) -> [u8; 30] {
-    const TTL_CAP: u64 = (1 << 52) - 1;
-    let mut out = [0u8; 30];
-    out[0] = op;
-    out[1] = policy;
-    out[2..6].copy_from_slice(&param.to_be_bytes());
-    out[6..14].copy_from_slice(&nonce.to_be_bytes());
-    out[14..22].copy_from_slice(&floor.to_be_bytes());
-    out[22..30].copy_from_slice(&ttl.min(TTL_CAP).to_be_bytes());
-    out
-}
-
 fn unavailable(why: &str) -> Rejection {
     Rejection::Unavailable { reason: why.to_owned() }
-}
-
-/// The script's reply: `0` (accepted) or `{code, hi, lo}` → `(code, nonce to move past)`.
-/// The code `decode` gives a Strict refusal answered with the stored value:
-/// already used when the nonce equals it, too low otherwise.
-const STRICT_REFUSED: i64 = 5;
-
-fn decode(v: &Value) -> Result<(i64, u64), Rejection> {
-    let items = match v {
-        Value::Int(0) => return Ok((0, 0)),
-        Value::BulkString(b) => {
-            return match b.split_first() {
-                Some((b'S', last)) => match <[u8; 8]>::try_from(last) {
-                    Ok(last) => Ok((STRICT_REFUSED, u64::from_be_bytes(last))),
-                    Err(_) => Err(unavailable(&format!("a stored value of {} bytes", b.len()))),
-                },
-                _ => Err(unavailable("unexpected bulk reply")),
-            };
-        }
-        Value::Array(items) => items,
-        other => return Err(unavailable(&format!("unexpected reply {other:?}"))),
-    };
-    let int = |i: usize| match items.get(i) {
-        Some(Value::Int(n)) => Ok(*n),
-        other => Err(unavailable(&format!("unexpected reply item {other:?}"))),
-    };
-    let (code, hi, lo) = (int(0)?, int(1)?, int(2)?);
-    let (Ok(hi), Ok(lo)) = (u64::try_from(hi), u64::try_from(lo)) else {
-        return Err(unavailable("negative halves in the reply"));
-    };
-    if hi > u64::from(u32::MAX) || lo > u64::from(u32::MAX) {
-        return Err(unavailable("halves above 32 bits in the reply"));
-    }
-    Ok((code, (hi << 32) | lo))
-}
-
-fn verdict((code, last): (i64, u64), nonce: u64) -> Result<(), Rejection> {
-    match code {
-        0 => Ok(()),
-        1 => Err(Rejection::AlreadyUsed { last_nonce: last, attempted_nonce: nonce }),
-        2 => Err(Rejection::TooLow { last_nonce: last, attempted_nonce: nonce }),
-        STRICT_REFUSED if nonce == last => Err(Rejection::AlreadyUsed { last_nonce: last, attempted_nonce: nonce }),
-        STRICT_REFUSED if nonce < last => Err(Rejection::TooLow { last_nonce: last, attempted_nonce: nonce }),
-        other => Err(unavailable(&format!("unexpected verdict code {other}"))),
-    }
 }
 
 impl<C: Clock> fmt::Debug for RedisValidator<C> {
