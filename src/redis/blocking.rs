@@ -73,6 +73,13 @@ impl<C: Clock> BlockingRedisValidator<C> {
     ///
     /// # Errors
     /// As [`RedisValidator::validate`].
+    ///
+    /// ```no_run
+    /// # use monotonic_nonce::{Policy, RedisValidator};
+    /// # let v = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").accept_durability_risk().build_blocking()?;
+    /// v.validate("api-key-1", 7)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn validate(&self, account: impl AsRef<[u8]>, nonce: u64) -> Result<(), Rejection> {
         self.runtime.block_on(self.validator.validate(account, nonce))
     }
@@ -81,11 +88,26 @@ impl<C: Clock> BlockingRedisValidator<C> {
     ///
     /// # Errors
     /// As [`RedisValidator::check`].
+    ///
+    /// ```no_run
+    /// # use monotonic_nonce::{Policy, RedisValidator};
+    /// # let v = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").accept_durability_risk().build_blocking()?;
+    /// v.check("api-key-1", 8)?; // records nothing
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn check(&self, account: impl AsRef<[u8]>, nonce: u64) -> Result<(), Rejection> {
         self.runtime.block_on(self.validator.check(account, nonce))
     }
 
     /// [`RedisValidator::validate_many`], blocking.
+    ///
+    /// ```no_run
+    /// # use monotonic_nonce::{Policy, RedisValidator};
+    /// # let v = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").accept_durability_risk().build_blocking()?;
+    /// let verdicts = v.validate_many(&[("a", 5u64), ("a", 5)]);
+    /// assert!(verdicts[0].is_ok() && verdicts[1].is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn validate_many<A: AsRef<[u8]>>(&self, batch: &[(A, u64)]) -> Vec<Result<(), Rejection>> {
         self.runtime.block_on(self.validator.validate_many(batch))
     }
@@ -94,6 +116,14 @@ impl<C: Clock> BlockingRedisValidator<C> {
     ///
     /// # Errors
     /// As [`RedisValidator::last_nonce`].
+    ///
+    /// ```no_run
+    /// # use monotonic_nonce::{Policy, RedisValidator};
+    /// # let v = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").accept_durability_risk().build_blocking()?;
+    /// v.validate("k", 7)?;
+    /// assert_eq!(v.last_nonce("k")?, Some(7));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn last_nonce(&self, account: impl AsRef<[u8]>) -> Result<Option<u64>, Rejection> {
         self.runtime.block_on(self.validator.last_nonce(account))
     }
@@ -102,22 +132,52 @@ impl<C: Clock> BlockingRedisValidator<C> {
     ///
     /// # Errors
     /// As [`RedisValidator::ping`].
+    ///
+    /// ```no_run
+    /// # use monotonic_nonce::{Policy, RedisValidator};
+    /// # let v = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").accept_durability_risk().build_blocking()?;
+    /// v.ping()?; // ready
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn ping(&self) -> Result<(), Rejection> {
         self.runtime.block_on(self.validator.ping())
     }
 
     /// [`RedisValidator::stats`].
+    ///
+    /// ```no_run
+    /// # use monotonic_nonce::{Policy, RedisValidator};
+    /// # let v = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").accept_durability_risk().build_blocking()?;
+    /// v.validate("k", 1)?;
+    /// assert_eq!(v.stats().accepted, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stats(&self) -> Stats {
         self.validator.stats()
     }
 
     /// [`RedisValidator::policy`].
+    ///
+    /// ```no_run
+    /// # use monotonic_nonce::{Policy, RedisValidator};
+    /// # let v = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").accept_durability_risk().build_blocking()?;
+    /// assert_eq!(v.policy(), Policy::Strict);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn policy(&self) -> Policy {
         self.validator.policy()
     }
 
     /// The async validator inside (it shares the connection), for code that
     /// runs in an async runtime.
+    ///
+    /// ```no_run
+    /// # use monotonic_nonce::{Policy, RedisValidator};
+    /// # let v = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").accept_durability_risk().build_blocking()?;
+    /// let shared = v.as_async().clone(); // for code inside an async runtime
+    /// # drop(shared);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn as_async(&self) -> &RedisValidator<C> {
         &self.validator
     }
