@@ -18,12 +18,16 @@ const NIL: u32 = u32::MAX;
 /// its key, so that a lookup touches one bucket. `repr(C)` puts the key right
 /// after the state's last bytes, where `HighestK` keeps its highest values:
 /// the key comparison and the common check (a nonce at or near the top)
-/// read the same one or two cache lines. 32-byte alignment keeps a 32-byte
-/// `Strict` bucket inside one cache line (hashbrown only aligns its buckets
-/// to 16 otherwise, and half of them would straddle two lines).
+/// read the same cache line. 32-byte alignment keeps a 32-byte `Strict`
+/// bucket inside one cache line (hashbrown only aligns its buckets to 16
+/// otherwise, and half of them would straddle two lines); a state may ask for
+/// more (`State::Align`: `HighestK`'s 64- and 128-byte buckets align to their
+/// size).
 #[derive(Debug)]
 #[repr(C, align(32))]
-pub(super) struct Entry<K, T> {
+pub(super) struct Entry<K, T: State> {
+    /// Zero-sized: raises the bucket's alignment to what the state asks for.
+    _align: T::Align,
     state: T,
     key: K,
     /// The floor when this account (re)appeared: its state knows nothing at or
@@ -35,7 +39,7 @@ pub(super) struct Entry<K, T> {
 
 impl<K, T: State> Entry<K, T> {
     fn new(key: K, state: T, floor: u64) -> Self {
-        Self { state, key, floor, node: NIL }
+        Self { _align: T::Align::default(), state, key, floor, node: NIL }
     }
 
     /// The verdict for `nonce`, with the number the client must move past.
@@ -66,7 +70,7 @@ struct Node<K> {
 pub(super) type Evicted = Option<u64>;
 
 /// The accounts whose keys hash to one shard, each with a state of type `T`.
-pub(super) struct Shard<K, S, T> {
+pub(super) struct Shard<K, S, T: State> {
     table: HashTable<Entry<K, T>>,
     /// Rehashes keys when the table grows or an account is evicted (the
     /// validator's hasher: the same hashes it passes in).
@@ -249,7 +253,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validator::state::{Highest, Strict};
+    use crate::validator::state::{Highest14, Highest22, Highest30, Highest38, Highest6, Strict};
     use std::collections::hash_map::RandomState;
 
     fn shard<T: State>(param: u64, capacity: Option<usize>) -> Shard<u32, RandomState, T> {
@@ -275,8 +279,8 @@ mod tests {
 
     #[test]
     fn too_low_reports_the_floor_when_it_is_above_the_highest() {
-        let mut s = shard::<Highest<8>>(4, None);
-        s.insert(h(&s, 7), Entry::new(7, Highest::fresh(4), 1_000));
+        let mut s = shard::<Highest6>(4, None);
+        s.insert(h(&s, 7), Entry::new(7, Highest6::fresh(4), 1_000));
         assert_eq!(s.validate(h(&s, 7), &7, 1_001, 0), Ok(None));
         // the floor (1 000) is below the highest (1 001) here; a refusal names the higher
         assert_eq!(s.check(h(&s, 7), &7, 500, 0), Err(Rejection::TooLow { last_nonce: 1_001, attempted_nonce: 500 }));
@@ -301,7 +305,15 @@ mod tests {
     fn entries_are_as_small_as_their_state() {
         use crate::validator::state::SmallWindow;
         assert_eq!(std::mem::size_of::<Entry<u64, Strict>>(), 32);
-        assert_eq!(std::mem::size_of::<Entry<u64, Highest<16>>>(), 160);
+        // HighestK's size classes: each bucket a whole number of 32-byte steps, aligned to its size when that is 64 or 128
+        let sizes = [
+            (std::mem::size_of::<Entry<u64, Highest6>>(), std::mem::align_of::<Entry<u64, Highest6>>()),
+            (std::mem::size_of::<Entry<u64, Highest14>>(), std::mem::align_of::<Entry<u64, Highest14>>()),
+            (std::mem::size_of::<Entry<u64, Highest22>>(), std::mem::align_of::<Entry<u64, Highest22>>()),
+            (std::mem::size_of::<Entry<u64, Highest30>>(), std::mem::align_of::<Entry<u64, Highest30>>()),
+            (std::mem::size_of::<Entry<u64, Highest38>>(), std::mem::align_of::<Entry<u64, Highest38>>()),
+        ];
+        assert_eq!(sizes, [(64, 64), (96, 32), (128, 128), (160, 32), (192, 64)]);
         let window = std::mem::size_of::<Entry<u64, SmallWindow>>();
         assert!(window <= 64, "{window}");
     }

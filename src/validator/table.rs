@@ -4,7 +4,9 @@
 
 use super::shard::{Evicted, Shard};
 use super::snapshot::{AccountSnapshot, StateSnapshot};
-use super::state::{BigWindow, Highest, HighestDeque, SmallWindow, Strict};
+use super::state::{
+    BigWindow, Highest14, Highest22, Highest30, Highest38, Highest6, HighestDeque, SmallWindow, Strict,
+};
 use super::window::ring_words;
 use super::Policy;
 use crate::error::Rejection;
@@ -14,10 +16,11 @@ use std::hash::{BuildHasher, Hash};
 /// One shard, typed by its policy's state.
 pub(super) enum Table<K, S> {
     Strict(Shard<K, S, Strict>),
-    Highest8(Shard<K, S, Highest<8>>),
-    Highest16(Shard<K, S, Highest<16>>),
-    Highest24(Shard<K, S, Highest<24>>),
-    Highest32(Shard<K, S, Highest<32>>),
+    Highest6(Shard<K, S, Highest6>),
+    Highest14(Shard<K, S, Highest14>),
+    Highest22(Shard<K, S, Highest22>),
+    Highest30(Shard<K, S, Highest30>),
+    Highest38(Shard<K, S, Highest38>),
     HighestDeque(Shard<K, S, HighestDeque>),
     SmallWindow(Shard<K, S, SmallWindow>),
     BigWindow(Shard<K, S, BigWindow>),
@@ -28,10 +31,11 @@ macro_rules! each {
     ($table:expr, $s:ident => $body:expr) => {
         match $table {
             Table::Strict($s) => $body,
-            Table::Highest8($s) => $body,
-            Table::Highest16($s) => $body,
-            Table::Highest24($s) => $body,
-            Table::Highest32($s) => $body,
+            Table::Highest6($s) => $body,
+            Table::Highest14($s) => $body,
+            Table::Highest22($s) => $body,
+            Table::Highest30($s) => $body,
+            Table::Highest38($s) => $body,
             Table::HighestDeque($s) => $body,
             Table::SmallWindow($s) => $body,
             Table::BigWindow($s) => $body,
@@ -47,10 +51,11 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Table<K, S> {
             Policy::HighestK(k) => {
                 let p = k as u64;
                 match k {
-                    0..=8 => Table::Highest8(Shard::new(p, capacity, hasher)),
-                    9..=16 => Table::Highest16(Shard::new(p, capacity, hasher)),
-                    17..=24 => Table::Highest24(Shard::new(p, capacity, hasher)),
-                    25..=32 => Table::Highest32(Shard::new(p, capacity, hasher)),
+                    0..=6 => Table::Highest6(Shard::new(p, capacity, hasher)),
+                    7..=14 => Table::Highest14(Shard::new(p, capacity, hasher)),
+                    15..=22 => Table::Highest22(Shard::new(p, capacity, hasher)),
+                    23..=30 => Table::Highest30(Shard::new(p, capacity, hasher)),
+                    31..=38 => Table::Highest38(Shard::new(p, capacity, hasher)),
                     _ => Table::HighestDeque(Shard::new(p, capacity, hasher)),
                 }
             }
