@@ -2,7 +2,8 @@
 //! class), behind the [`State`] trait: a shard is generic over it, so an
 //! account's state sits in the shard's table bucket at the size its policy
 //! needs (8 bytes for `Strict`), with no enum tag and no second allocation
-//! for `HighestK(k <= 38)` or `Window(w <= 64)`.
+//! for `HighestK(k <= 38)` (unless its values span more than `u32::MAX`) or
+//! `Window(w <= 64)`.
 
 use super::snapshot::StateSnapshot;
 use super::window::{Boxed, Inline, Ring, Window, WindowVerdict};
