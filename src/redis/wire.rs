@@ -99,6 +99,11 @@ pub(super) fn last_nonce(v: &Value) -> Result<Option<u64>, Rejection> {
 mod tests {
     use super::*;
 
+    /// A Strict refusal answered with the stored value.
+    fn strict(n: u64) -> Value {
+        Value::BulkString([&b"S"[..], &n.to_be_bytes()].concat())
+    }
+
     fn is_unavailable(r: Result<impl std::fmt::Debug, Rejection>) -> bool {
         matches!(r, Err(Rejection::Unavailable { .. }))
     }
@@ -114,7 +119,6 @@ mod tests {
 
     #[test]
     fn replies_read_as_verdicts() {
-        let strict = |n: u64| Value::BulkString([&b"S"[..], &n.to_be_bytes()].concat());
         assert_eq!(decode(&Value::Int(0)).and_then(|c| verdict(c, 7)), Ok(()));
         let table = Value::Array(vec![Value::Int(2), Value::Int(1), Value::Int(5)]);
         assert_eq!(
@@ -135,7 +139,6 @@ mod tests {
 
     #[test]
     fn anything_unexpected_is_unavailable() {
-        let strict = |n: u64| Value::BulkString([&b"S"[..], &n.to_be_bytes()].concat());
         // a Strict refusal of a nonce above the stored one cannot be: never an acceptance
         assert!(is_unavailable(decode(&strict(9)).and_then(|c| verdict(c, 10))));
         for reply in [

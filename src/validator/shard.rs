@@ -306,12 +306,15 @@ mod tests {
         use crate::validator::state::SmallWindow;
         assert_eq!(std::mem::size_of::<Entry<u64, Strict>>(), 32);
         // HighestK's size classes: each bucket a whole number of 32-byte steps, aligned to its size when that is 64 or 128
+        fn layout<T: State>() -> (usize, usize) {
+            (std::mem::size_of::<Entry<u64, T>>(), std::mem::align_of::<Entry<u64, T>>())
+        }
         let sizes = [
-            (std::mem::size_of::<Entry<u64, Highest6>>(), std::mem::align_of::<Entry<u64, Highest6>>()),
-            (std::mem::size_of::<Entry<u64, Highest14>>(), std::mem::align_of::<Entry<u64, Highest14>>()),
-            (std::mem::size_of::<Entry<u64, Highest22>>(), std::mem::align_of::<Entry<u64, Highest22>>()),
-            (std::mem::size_of::<Entry<u64, Highest30>>(), std::mem::align_of::<Entry<u64, Highest30>>()),
-            (std::mem::size_of::<Entry<u64, Highest38>>(), std::mem::align_of::<Entry<u64, Highest38>>()),
+            layout::<Highest6>(),
+            layout::<Highest14>(),
+            layout::<Highest22>(),
+            layout::<Highest30>(),
+            layout::<Highest38>(),
         ];
         assert_eq!(sizes, [(64, 64), (96, 32), (128, 128), (160, 32), (192, 64)]);
         let window = std::mem::size_of::<Entry<u64, SmallWindow>>();
