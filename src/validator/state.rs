@@ -302,7 +302,8 @@ impl State for HighestDeque {
 }
 
 impl<R: Ring + Send + Sync + 'static> State for Window<R> {
-    type Align = Align32;
+    // the window's 64-byte bucket in one cache line, not half of them across two
+    type Align = Align64;
     fn fresh(_: u64) -> Self {
         Window::new()
     }
