@@ -18,13 +18,14 @@ const NIL: u32 = u32::MAX;
 /// its key, so that a lookup touches one bucket. `repr(C)` puts the key right
 /// after the state's last bytes, where `HighestK` keeps its highest values:
 /// the key comparison and the common check (a nonce at or near the top)
-/// read the same cache line. 32-byte alignment keeps a 32-byte `Strict`
-/// bucket inside one cache line (hashbrown only aligns its buckets to 16
-/// otherwise, and half of them would straddle two lines); a state may ask for
-/// more (`State::Align`: `HighestK`'s 64- and 128-byte buckets align to their
-/// size, and a window's 64-byte bucket to 64).
+/// read the same cache line. Each state sets its bucket's alignment
+/// (`State::Align`): 32 bytes keeps a 32-byte `Strict` bucket inside one cache
+/// line (at hashbrown's 16, half of them would straddle two lines);
+/// `HighestK`'s 64- and 128-byte buckets and the heap window's 64-byte bucket
+/// align to their size; `Window(w <= 64)`'s 48-byte bucket to 16 (smaller
+/// beats aligned there: see the README's validator section).
 #[derive(Debug)]
-#[repr(C, align(32))]
+#[repr(C)]
 pub(super) struct Entry<K, T: State> {
     /// Zero-sized: raises the bucket's alignment to what the state asks for.
     _align: T::Align,
@@ -317,8 +318,8 @@ mod tests {
             layout::<Highest38>(),
         ];
         assert_eq!(sizes, [(64, 64), (96, 32), (128, 128), (160, 32), (192, 64)]);
-        // a window's bucket is one whole cache line: 64 bytes, aligned to 64
-        assert_eq!(layout::<SmallWindow>(), (64, 64));
+        // a heap window's bucket is one whole cache line; an inline one is 48 bytes
+        assert_eq!(layout::<SmallWindow>(), (48, 16));
         assert_eq!(layout::<BigWindow>(), (64, 64));
     }
 }

@@ -10,9 +10,10 @@
 //! counters this policy is for, with the local reordering of a few requests
 //! in flight), the seen set is that run and a 64-bit bitmap of the pending
 //! values above it, and no ring exists (heap rings only: an inline ring costs
-//! nothing to build). The ring is built when a nonce lands more than 64 past
-//! the run or below its start, and dropped again when a jump moves the whole
-//! window past everything seen.
+//! nothing to build, so an inline ring always exists and keeps no run). The
+//! heap ring is built when a nonce lands more than 64 past the run or below
+//! its start, and dropped again when a jump moves the whole window past
+//! everything seen.
 //!
 //! The items are `pub` only so `--cfg fuzzing` (set by cargo-fuzz) can
 //! re-export them to the fuzz crate; the module itself is private.
@@ -36,7 +37,7 @@ pub enum WindowVerdict {
 /// Where a window keeps its ring: on the heap ([`Boxed`], any width) or
 /// inline ([`Inline`], for widths whose ring has exactly `N` words).
 pub trait Ring: Default + Clone + PartialEq + Eq + std::fmt::Debug {
-    /// The ring's words, if it is built.
+    /// The ring's words, if it is built (an inline ring always is).
     fn words(&self) -> Option<&[u64]>;
     /// The ring's words, mutably, if it is built.
     fn words_mut(&mut self) -> Option<&mut [u64]>;
@@ -49,6 +50,11 @@ pub trait Ring: Default + Clone + PartialEq + Eq + std::fmt::Debug {
     fn pending(&self) -> Option<u64>;
     /// Stores the bitmap (ignored by storage without one).
     fn set_pending(&mut self, bits: u64);
+    /// The start of the contiguous run (ring-less mode only; 0 for storage
+    /// that is never ring-less).
+    fn low(&self) -> u64;
+    /// Stores the run's start (ignored by storage that is never ring-less).
+    fn set_low(&mut self, low: u64);
 }
 
 /// A ring on the heap, allocated when first needed, and until then the
@@ -57,6 +63,8 @@ pub trait Ring: Default + Clone + PartialEq + Eq + std::fmt::Debug {
 pub struct Boxed {
     ring: Option<Box<[u64]>>,
     pending: u64,
+    /// Without a ring: every value in `[low, base]` was seen (see [`Window`]).
+    low: u64,
 }
 
 impl Ring for Boxed {
@@ -79,35 +87,41 @@ impl Ring for Boxed {
     fn set_pending(&mut self, bits: u64) {
         self.pending = bits;
     }
+    fn low(&self) -> u64 {
+        self.low
+    }
+    fn set_low(&mut self, low: u64) {
+        self.low = low;
+    }
 }
 
 /// A ring of `N` words kept inline (no allocation): for every `w` with
-/// `ring_words(w) == N` (`N = 2`: `1 <= w <= 64`).
+/// `ring_words(w) == N` (`N = 2`: `1 <= w <= 64`). Always built: the window
+/// keeps no run beside it, so the state is the highest and `N` words
+/// (`Window(64)`'s table bucket is 48 bytes with its key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inline<const N: usize> {
     words: [u64; N],
-    built: bool,
 }
 
 impl<const N: usize> Default for Inline<N> {
     fn default() -> Self {
-        Self { words: [0; N], built: false }
+        Self { words: [0; N] }
     }
 }
 
 impl<const N: usize> Ring for Inline<N> {
     fn words(&self) -> Option<&[u64]> {
-        self.built.then_some(&self.words[..])
+        Some(&self.words[..])
     }
     fn words_mut(&mut self) -> Option<&mut [u64]> {
-        self.built.then_some(&mut self.words[..])
+        Some(&mut self.words[..])
     }
     fn build(&mut self, len: usize) {
         // the state type is chosen by width, so `len == N`; a shorter ring would
         // still be correct (the words past it stay 0 and unused)
         debug_assert_eq!(len, N);
         self.words = [0; N];
-        self.built = true;
     }
     fn heap_bytes(&self) -> usize {
         0
@@ -116,6 +130,10 @@ impl<const N: usize> Ring for Inline<N> {
         None
     }
     fn set_pending(&mut self, _: u64) {}
+    fn low(&self) -> u64 {
+        0
+    }
+    fn set_low(&mut self, _: u64) {}
 }
 
 /// The seen set of one account under `Window(w)`; `w` is passed to each call.
@@ -124,12 +142,11 @@ impl<const N: usize> Ring for Inline<N> {
 pub struct Window<R = Boxed> {
     /// The highest accepted nonce; 0 while nothing was accepted (0 is never valid).
     highest: u64,
-    /// Without a ring: every value in `[low, base]` was seen, and the pending
-    /// values above `base` (see [`Ring::pending`]), nothing else in the window;
-    /// `base` is `highest` when nothing is pending.
-    low: u64,
     /// With a ring: bit `n % 64` of word `(n / 64) % len` says whether `n` was seen,
-    /// for every `n` in the window.
+    /// for every `n` in the window. Without one (heap storage only): every value
+    /// in `[low, base]` was seen ([`Ring::low`]), and the pending values above
+    /// `base` ([`Ring::pending`]), nothing else in the window; `base` is
+    /// `highest` when nothing is pending.
     ring: R,
 }
 
@@ -142,7 +159,18 @@ impl<R: Ring> Default for Window<R> {
 impl<R: Ring> Window<R> {
     /// An empty window: nothing accepted yet.
     pub fn new() -> Self {
-        Self { highest: 0, low: 0, ring: R::default() }
+        Self { highest: 0, ring: R::default() }
+    }
+
+    /// A window whose only value is `n` (the first, or after a jump past
+    /// everything seen).
+    fn only(n: u64) -> Self {
+        let mut win = Self { highest: n, ring: R::default() };
+        win.ring.set_low(n);
+        if let Some(ring) = win.ring.words_mut() {
+            ring[slot(n, ring.len())] |= bit(n);
+        }
+        win
     }
 
     /// The highest accepted nonce, if any.
@@ -173,7 +201,7 @@ impl<R: Ring> Window<R> {
             None => {
                 let (base, pending) = self.run();
                 if n <= base {
-                    n >= self.low
+                    n >= self.ring.low()
                 } else {
                     // n <= highest <= base + 64, so the bit index is below 64
                     pending & (1u64 << ((n - base - 1) & 63)) != 0
@@ -204,7 +232,7 @@ impl<R: Ring> Window<R> {
     pub fn record(&mut self, n: u64, w: u64) {
         if self.highest == 0 || (n > self.highest && n - self.highest > w) {
             // First nonce, or a jump past the whole window: everything seen falls out.
-            *self = Self { highest: n, low: n, ring: R::default() };
+            *self = Self::only(n);
             return;
         }
         if self.ring.words().is_none() {
@@ -217,8 +245,8 @@ impl<R: Ring> Window<R> {
                 self.ring.set_pending(bits.checked_shr(absorbed).unwrap_or(0));
                 return;
             }
-            if n.checked_add(1) == Some(self.low) {
-                self.low = n; // the run grows downwards (the first of a swapped pair came second)
+            if n.checked_add(1) == Some(self.ring.low()) {
+                self.ring.set_low(n); // the run grows downwards (the first of a swapped pair came second)
                 return;
             }
             // further below the run's start, or too far above it for the bitmap
@@ -243,22 +271,26 @@ impl<R: Ring> Window<R> {
         match self.ring.words() {
             None => {
                 let (base, pending) = self.run();
-                (self.low.max(from)..=base).chain(above(base, pending).filter(|&n| n >= from)).collect()
+                (self.ring.low().max(from)..=base).chain(above(base, pending).filter(|&n| n >= from)).collect()
             }
             Some(ring) => (from..=self.highest).filter(|&n| ring[slot(n, ring.len())] & bit(n) != 0).collect(),
         }
     }
 
     /// The state as data: `(highest, low, ring)`; without a ring every value
-    /// in `[low, highest]` was seen (and nothing else in the window). Values
-    /// pending above the run are written into a ring first (an owned copy).
+    /// in `[low, highest]` was seen (and nothing else in the window); with one
+    /// `low` is 0 (unused). Values pending above the run are written into a
+    /// ring first (an owned copy).
     pub fn parts(&self, w: u64) -> (u64, u64, Option<Vec<u64>>) {
         if self.ring.words().is_none() && self.run().1 != 0 {
             let mut ringed = self.clone();
             ringed.build_ring(w);
-            return (ringed.highest, ringed.low, ringed.ring.words().map(<[u64]>::to_vec));
+            return (ringed.highest, 0, ringed.ring.words().map(<[u64]>::to_vec));
         }
-        (self.highest, self.low, self.ring.words().map(<[u64]>::to_vec))
+        match self.ring.words() {
+            Some(ring) => (self.highest, 0, Some(ring.to_vec())),
+            None => (self.highest, self.ring.low(), None),
+        }
     }
 
     /// A window rebuilt from [`parts`](Self::parts) taken under the same `w`;
@@ -269,10 +301,18 @@ impl<R: Ring> Window<R> {
         }
         match ring {
             None if low == 0 || low > highest => None,
-            None => Some(Self { highest, low, ring: R::default() }),
+            None => {
+                let mut win = Self { highest, ring: R::default() };
+                win.ring.set_low(low);
+                if let Some(ring) = win.ring.words_mut() {
+                    // storage that is always a ring: the run's part inside the window, as bits
+                    fill_run(ring, low.max(highest.saturating_sub(w)), highest);
+                }
+                Some(win)
+            }
             Some(r) if r.len() != ring_words(w) || r[slot(highest, r.len())] & bit(highest) == 0 => None,
             Some(r) => {
-                let mut win = Self { highest, low: 0, ring: R::default() };
+                let mut win = Self { highest, ring: R::default() };
                 win.ring.build(r.len());
                 if let Some(words) = win.ring.words_mut() {
                     if words.len() != r.len() {
@@ -288,7 +328,7 @@ impl<R: Ring> Window<R> {
     /// Turns the run `[low, base]` and the values pending above it into ring
     /// bits (the part inside the window).
     fn build_ring(&mut self, w: u64) {
-        let (low, from) = (self.low, self.highest.saturating_sub(w));
+        let (low, from) = (self.ring.low(), self.highest.saturating_sub(w));
         let (hi, pending) = self.run();
         self.ring.build(ring_words(w));
         let Some(ring) = self.ring.words_mut() else { return };
@@ -296,16 +336,22 @@ impl<R: Ring> Window<R> {
         for n in above(hi, pending).filter(|&n| n >= from) {
             ring[slot(n, len)] |= bit(n);
         }
-        let mut v = low.max(from);
-        while v <= hi {
-            let offset = v % 64;
-            let run = (64 - offset).min(hi - v + 1);
-            let mask = if run == 64 { u64::MAX } else { ((1u64 << run) - 1) << offset };
-            ring[slot(v, len)] |= mask;
-            match v.checked_add(run) {
-                Some(next) => v = next,
-                None => break,
-            }
+        fill_run(ring, low.max(from), hi);
+    }
+}
+
+/// Sets the ring bits of every value in `[from, to]` (a run inside the window).
+fn fill_run(ring: &mut [u64], from: u64, to: u64) {
+    let len = ring.len();
+    let mut v = from;
+    while v <= to {
+        let offset = v % 64;
+        let run = (64 - offset).min(to - v + 1);
+        let mask = if run == 64 { u64::MAX } else { ((1u64 << run) - 1) << offset };
+        ring[slot(v, len)] |= mask;
+        match v.checked_add(run) {
+            Some(next) => v = next,
+            None => break,
         }
     }
 }
@@ -363,17 +409,54 @@ mod tests {
 
     #[test]
     fn a_gap_builds_the_ring_and_a_long_jump_drops_it() {
-        // an inline ring: any gap builds it
+        // a heap ring: built by a nonce more than 64 past the run, dropped by a jump past the window
+        let w = 1_000;
+        let mut win = Window::<Boxed>::new();
+        for n in [100, 101, 300] {
+            win.record(n, w);
+        }
+        assert_eq!(win.ring_len(), ring_words(w));
+        assert_eq!(win.check(102, w), Ok(()));
+        assert_eq!(win.check(101, w), Err(WindowVerdict::Seen));
+        win.record(10_000, w);
+        assert_eq!(win.ring_len(), 0);
+        assert_eq!(win.check(9_999, w), Ok(()));
+        assert_eq!(win.check(10_000, w), Err(WindowVerdict::Seen));
+        // an inline ring always exists; a jump clears it but for the new highest
         let mut win = Window::<Inline<2>>::new();
         for n in [100, 101, 103] {
             win.record(n, 64);
         }
-        assert_eq!(win.ring_len(), ring_words(64));
-        assert_eq!(win.check(102, 64), Ok(()));
-        assert_eq!(win.check(101, 64), Err(WindowVerdict::Seen));
+        assert_eq!((win.check(102, 64), win.check(101, 64)), (Ok(()), Err(WindowVerdict::Seen)));
         win.record(1_000, 64);
-        assert_eq!(win.ring_len(), 0);
+        assert_eq!(win.ring_len(), ring_words(64));
+        assert_eq!(win.seen(64), vec![1_000]);
         assert_eq!(win.check(999, 64), Ok(()));
+    }
+
+    #[test]
+    fn parts_round_trip_for_both_storages() {
+        let w = 64;
+        let (mut boxed, mut inline) = (Window::<Boxed>::new(), Window::<Inline<2>>::new());
+        for n in [10, 11, 12, 13] {
+            boxed.record(n, w);
+            inline.record(n, w);
+        }
+        // a ring-less heap window is its run; an inline one is always its ring
+        assert_eq!(boxed.parts(w), (13, 10, None));
+        let (highest, low, ring) = inline.parts(w);
+        assert_eq!((highest, low, ring.as_ref().map(Vec::len)), (13, 0, Some(2)));
+        // either form rebuilds into either storage with the same seen set
+        for (h, l, r) in [boxed.parts(w), inline.parts(w)] {
+            let b = Window::<Boxed>::from_parts(h, l, r.as_deref(), w).expect("valid parts");
+            let i = Window::<Inline<2>>::from_parts(h, l, r.as_deref(), w).expect("valid parts");
+            assert_eq!(b.seen(w), vec![10, 11, 12, 13]);
+            assert_eq!(i.seen(w), vec![10, 11, 12, 13]);
+        }
+        // a run reaching below the window keeps only its part inside it
+        let i = Window::<Inline<2>>::from_parts(1_000, 1, None, w).expect("valid parts");
+        assert_eq!(i.seen(w), (1_000 - w..=1_000).collect::<Vec<_>>());
+        assert_eq!(i.check(1_000 - w - 1, w), Err(WindowVerdict::TooLow));
     }
 
     #[test]
