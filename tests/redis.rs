@@ -350,6 +350,39 @@ fn a_restart_that_lost_writes_never_reopens_a_replay() {
     assert_eq!(rt.block_on(v.validate("k0", clock.now_ms().unwrap())), Ok(()));
 }
 
+/// Many validations in flight when a restart is noticed: every one of them
+/// is due for a check and reads the new run ids, but the restart is one
+/// restart, and a later check that sees nothing new counts nothing.
+#[test]
+fn a_restart_seen_by_many_calls_at_once_is_counted_once() {
+    let mut server = RedisServer::start(&["--appendfsync", "everysec"]);
+    let rt = runtime();
+    let clock = ManualClock::new(T0);
+    let v = rt.block_on(redis_validator(&server.url(), Policy::Strict, &clock, "c"));
+    clock.advance(5_001);
+    assert_eq!(rt.block_on(v.validate("a", clock.now_ms().unwrap())), Ok(()));
+    server.kill();
+    server.restart();
+    // a second later every call is due for a check (and the first also meets the broken connection)
+    clock.advance(1_000);
+    let nonce = clock.now_ms().unwrap(); // in bounds, so every call reaches the store (and the guard's check)
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..16u64)
+            .map(|i| {
+                let v = v.clone();
+                tokio::spawn(async move { v.validate(&format!("b{i}"), nonce).await })
+            })
+            .collect();
+        for t in tasks {
+            let _ = t.await.unwrap();
+        }
+    });
+    assert_eq!(v.restarts_seen(), 1);
+    clock.advance(1_000);
+    let _ = rt.block_on(v.validate("a", clock.now_ms().unwrap()));
+    assert_eq!(v.restarts_seen(), 1);
+}
+
 #[test]
 fn build_refuses_an_evicting_store_and_unguarded_durability_risk() {
     let lru = RedisServer::start(&["--maxmemory-policy", "allkeys-lru"]);

@@ -88,10 +88,15 @@ impl Guard {
                     None => return Err("the store restarted and the gateway clock is unavailable".to_owned()),
                 }
             }
-            // the guard is in place before the new ids are remembered
-            *self.ids.lock() = ids;
-            // Relaxed: a counter.
-            self.restarts.fetch_add(1, Ordering::Relaxed);
+            // The guard is in place before the new ids are remembered. Calls that saw
+            // the same change at once all raised the floor (fetch_max: idempotent);
+            // the one that stores the ids counts the restart.
+            let mut known = self.ids.lock();
+            if *known != ids {
+                *known = ids;
+                // Relaxed: a counter.
+                self.restarts.fetch_add(1, Ordering::Relaxed);
+            }
         }
         if let Some(now) = now_ms {
             // Relaxed: see `due`.

@@ -238,7 +238,9 @@ impl<C: Clock> RedisValidator<C> {
         Err(unavailable(&why))
     }
 
-    /// How many restarts or failovers of the store this validator has seen.
+    /// How many restarts or failovers of the store this validator has seen
+    /// (a change of the masters' run ids; one noticed by many calls at once
+    /// counts once).
     ///
     /// ```no_run
     /// use monotonic_nonce::{Policy, RedisValidator};
