@@ -91,6 +91,17 @@ pub(crate) fn encode(mac: &Mac, prefix: &str, fields: Fields) -> String {
     out
 }
 
+/// Whether `head` is `prefix` (the two are as long: 0 or [`PREFIX_LEN`] bytes),
+/// compared as one 8-byte word. Not slice `==`: that calls `memcmp`, which on
+/// the empty prefix (a dangling pointer) took a masked load's fault-suppression
+/// assist, about 85 ns, half of an issue + redeem round on the benchmark machine.
+fn same_prefix(head: &[u8], prefix: &[u8]) -> bool {
+    match (head.first_chunk::<PREFIX_LEN>(), prefix.first_chunk::<PREFIX_LEN>()) {
+        (Some(h), Some(p)) => h == p,
+        _ => head.is_empty() && prefix.is_empty(),
+    }
+}
+
 /// Why a text is not a nonce of this issuer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Unreadable {
@@ -129,7 +140,7 @@ pub(crate) fn decode(mac: &Mac, prefix: &str, text: &str) -> Result<Fields, Unre
     } else {
         (Fields { counter, issued_ms: 0 }, (u128::from(w1) << 64) | u128::from(w2))
     };
-    if head != prefix.as_bytes() {
+    if !same_prefix(head, prefix.as_bytes()) {
         return Err(Unreadable::WrongPrefix);
     }
     // one comparison of the whole 128 bits (no early exit on a first differing byte)
