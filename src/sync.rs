@@ -70,3 +70,36 @@ pub(crate) fn wait_a_little(calls: &mut u32) {
     #[cfg(loom)]
     loom::thread::yield_now();
 }
+
+/// A small number naming the calling thread, the same on every call from it:
+/// threads get 0, 1, 2, ... in the order they first ask, so up to `n`
+/// threads running at once mostly fall in distinct slots modulo `n`. Only a
+/// hint for spreading threads over stripes: every value is correct. Under
+/// loom, the model thread's index (model threads share one OS thread).
+pub(crate) fn thread_slot() -> usize {
+    #[cfg(not(loom))]
+    {
+        use std::cell::Cell;
+        use std::sync::atomic::AtomicUsize;
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
+        }
+        // a thread already tearing down its thread-locals gets slot 0
+        SLOT.try_with(|slot| {
+            if slot.get() == usize::MAX {
+                // Relaxed: only the value matters (one per thread); it orders nothing.
+                slot.set(NEXT.fetch_add(1, Ordering::Relaxed));
+            }
+            slot.get()
+        })
+        .unwrap_or(0)
+    }
+    #[cfg(loom)]
+    {
+        // the model thread's index, which its Debug form shows ("ThreadId(2)"):
+        // the same in every execution of a model, unlike its hash
+        let id = format!("{:?}", loom::thread::current().id());
+        id.chars().filter_map(|c| c.to_digit(10)).fold(0, |n, d| n * 10 + d as usize)
+    }
+}

@@ -23,7 +23,8 @@ enum Step {
 
 #[derive(Debug, Arbitrary)]
 struct Input {
-    window: u8,
+    /// Below 2 048 counters come one at a time, from 2 048 in runs.
+    window: u16,
     prefixed: bool,
     steps: Vec<Step>,
 }

@@ -11,13 +11,16 @@
 //! sees the generation change and is refused (it may leave a stray bit in
 //! the newer block: a false `AlreadyUsed` later, never a second acceptance).
 //!
-//! Consecutive counters go to different lanes (`counter % 8`), each lane its
-//! own run of groups, so threads redeeming the nonces they were just issued
-//! (consecutive counters) mostly touch different cache lines.
+//! The issuer hands out counters in runs (1 to 64 counters, see `counter`);
+//! consecutive runs go to different lanes (run `r` to lane `r % 8`), each lane
+//! its own row of groups, so threads redeeming the nonces they were just
+//! issued mostly touch different cache lines: with runs of 1 (the issuer's
+//! small windows) consecutive counters differ in lane; with runs of 64, each
+//! thread's run is one bit word of its own lane.
 
 use crate::sync::{AtomicU64, Ordering};
 
-/// Lanes: counter `c` belongs to lane `c % LANES`, step `c / LANES` in it.
+/// Lanes: run `r` (counters `r * run ..`) belongs to lane `r % LANES`.
 const LANES: u64 = 8;
 /// Bit words per group (with the generation word: 64 bytes, one cache line).
 const WORDS: u64 = 7;
@@ -44,20 +47,28 @@ pub(super) struct Ledger {
     words: Box<[AtomicU64]>,
     /// Groups per lane.
     per_lane: u64,
+    /// log2 of the counters per run (a power of two dividing 448).
+    shift: u32,
 }
 
 impl Ledger {
-    /// Room for any `window` consecutive counters: in each lane they are at
-    /// most `ceil(window / 8)` consecutive steps, spanning at most
-    /// `ceil(ceil(window / 8) / 448) + 1` blocks, so no two share a group.
-    pub(super) fn new(window: u64) -> Self {
-        let per_lane = window.div_ceil(LANES).div_ceil(PER_GROUP) + 1;
+    /// Room for any `window` consecutive counters, in runs of `run` counters
+    /// (a power of two dividing 448): they touch at most
+    /// `n = (window + run - 2) / run + 1` runs, at most `ceil(n / 8)` of each
+    /// lane, which follow each other in the lane: at most `ceil(n / 8) * run`
+    /// consecutive steps, spanning at most `ceil(steps / 448) + 1` blocks of
+    /// 448 steps, so no two share a group. (With runs of 1: `ceil(window / 8)`
+    /// steps.)
+    pub(super) fn new(window: u64, run: u64) -> Self {
+        debug_assert!(run.is_power_of_two() && PER_GROUP.is_multiple_of(run));
+        let runs = (window + run - 2) / run + 1; // window >= 1, run >= 1: no underflow
+        let per_lane = (runs.div_ceil(LANES) * run).div_ceil(PER_GROUP) + 1;
         // group i of a lane starts out holding block i, empty
         let words = (0..LANES * per_lane)
             .flat_map(|g| std::iter::once(g % per_lane).chain(std::iter::repeat_n(0, WORDS as usize)))
             .map(AtomicU64::new)
             .collect();
-        Self { words, per_lane }
+        Self { words, per_lane, shift: run.trailing_zeros() }
     }
 
     /// Marks `counter` redeemed, once. The caller has checked that it lies in
@@ -68,7 +79,9 @@ impl Ledger {
     /// after its `fetch_or`, so if that `fetch_or` saw a takeover's zeroing,
     /// the read sees the takeover's claim or its new generation.
     pub(super) fn redeem(&self, counter: u64) -> Result<(), Spent> {
-        let (lane, step) = (counter % LANES, counter / LANES);
+        let r = counter >> self.shift;
+        // the lane's runs, one after another: (r / LANES) * run, plus the offset in the run
+        let (lane, step) = (r % LANES, ((r / LANES) << self.shift) | (counter & ((1 << self.shift) - 1)));
         let block = step / PER_GROUP;
         let (word, bit) = ((step % PER_GROUP) / 64, 1u64 << (step % 64));
         // below LANES * per_lane groups of WORDS + 1 words (a usize: allocated)
@@ -128,7 +141,7 @@ mod tests {
     #[test]
     fn each_counter_once_and_old_blocks_give_way() {
         // window 4 096: 512 steps per lane, 2 blocks of 448, 3 groups per lane
-        let ledger = Ledger::new(4_096);
+        let ledger = Ledger::new(4_096, 1);
         assert_eq!(ledger.heap_bytes(), 8 * 3 * 64);
         for c in 1..=20_000 {
             assert_eq!(ledger.redeem(c), Ok(()), "{c}");
@@ -147,7 +160,7 @@ mod tests {
 
     #[test]
     fn a_takeover_clears_exactly_the_old_block() {
-        let ledger = Ledger::new(1);
+        let ledger = Ledger::new(1, 1);
         // window 1: one step per lane, 2 groups per lane
         assert_eq!(ledger.heap_bytes(), 8 * 2 * 64);
         let lane0 = |step: u64| step * LANES;
@@ -169,8 +182,9 @@ mod tests {
     fn random_redemptions_inside_the_window_match_a_set() {
         // the caller's contract: only counters inside the window of the latest
         // issued reach the ledger; then Ok exactly when not redeemed before
-        for window in [1u64, 7, 100, 3_584, 5_000] {
-            let ledger = Ledger::new(window);
+        for (window, run) in [(1u64, 1), (7, 1), (100, 1), (3_584, 1), (5_000, 1), (2_048, 2), (5_000, 4), (65_536, 64)]
+        {
+            let ledger = Ledger::new(window, run);
             let mut redeemed = std::collections::HashSet::new();
             let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ window;
             for latest in 1..=60_000u64 {
@@ -181,7 +195,7 @@ mod tests {
                     let back = x % window.min(latest);
                     let c = latest - back;
                     let expected = if redeemed.insert(c) { Ok(()) } else { Err(Spent::AlreadyUsed) };
-                    assert_eq!(ledger.redeem(c), expected, "window {window}, latest {latest}, counter {c}");
+                    assert_eq!(ledger.redeem(c), expected, "window {window}, run {run}, latest {latest}, counter {c}");
                 }
             }
             // and a counter that left the window is never accepted again
@@ -192,11 +206,14 @@ mod tests {
     #[test]
     fn memory_is_a_bit_per_counter_plus_a_line_per_lane() {
         for window in [1u64, 64, 4_096, 65_536, 1 << 20] {
-            let bytes = Ledger::new(window).heap_bytes() as u64;
-            // 64 bytes per 448 steps of each lane, plus one spare group per lane
-            assert!(bytes <= window.div_ceil(7) + 2 * LANES * 64, "{window}: {bytes}");
+            for run in [1, 2, 64] {
+                let bytes = Ledger::new(window, run).heap_bytes() as u64;
+                // 64 bytes per 448 steps of each lane, plus one spare group per lane
+                assert!(bytes <= window.div_ceil(7) + 2 * LANES * 64, "{window}, run {run}: {bytes}");
+            }
         }
-        assert_eq!(Ledger::new(65_536).heap_bytes(), 8 * 20 * 64); // 10 240 B: window / 6.4
+        assert_eq!(Ledger::new(65_536, 1).heap_bytes(), 8 * 20 * 64); // 10 240 B: window / 6.4
+        assert_eq!(Ledger::new(65_536, 64).heap_bytes(), 8 * 20 * 64); // the same in runs of 64
     }
 }
 
@@ -216,7 +233,7 @@ mod loom_models {
         builder.check(f);
     }
 
-    /// Lane 0 of `Ledger::new(1)` has two groups; block `b` starts at counter `8 * 448 * b`.
+    /// Lane 0 of `Ledger::new(1, 1)` has two groups; block `b` starts at counter `8 * 448 * b`.
     fn block(b: u64) -> u64 {
         LANES * PER_GROUP * b
     }
@@ -229,7 +246,7 @@ mod loom_models {
     #[test]
     fn a_replay_racing_a_takeover() {
         model(|| {
-            let ledger = Arc::new(Ledger::new(1));
+            let ledger = Arc::new(Ledger::new(1, 1));
             assert_eq!(ledger.redeem(block(0)), Ok(()));
             let replay = {
                 let ledger = Arc::clone(&ledger);
@@ -250,7 +267,7 @@ mod loom_models {
     #[test]
     fn a_second_redemption_racing_the_next_takeover() {
         model(|| {
-            let ledger = Arc::new(Ledger::new(1));
+            let ledger = Arc::new(Ledger::new(1, 1));
             assert_eq!(ledger.redeem(block(2)), Ok(()));
             let again = {
                 let ledger = Arc::clone(&ledger);

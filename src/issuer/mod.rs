@@ -7,6 +7,7 @@
 
 mod base64;
 mod client;
+mod counter;
 mod ledger;
 mod token;
 
@@ -15,8 +16,7 @@ pub use client::{retry_bad_nonce, retry_bad_nonce_async, Classified, ReplayNonce
 use crate::clock::{Clock, SystemClock};
 use crate::error::BuildError;
 use crate::protocol::Problem;
-use crate::sync::{AtomicU64, Ordering};
-use crossbeam_utils::CachePadded;
+use counter::Counters;
 use ledger::{Ledger, Spent};
 use std::fmt;
 use std::hash::Hasher;
@@ -76,8 +76,12 @@ impl BadNonce {
 /// # How a nonce is made
 /// `prefix || base64url(counter || issued_ms || tag)`, 32 characters after the
 /// prefix (43 with `max_age`: only then does a nonce carry its issue time,
-/// `issued_ms`). The counter comes from
-/// one `fetch_add` (so `issue()` is lock-free), and the tag is SipHash-2-4
+/// `issued_ms`). The counter is unique and `issue()` lock-free: with a
+/// window below 2 048 each counter is one `fetch_add` on a shared counter;
+/// with a larger one (the default) threads take runs of up to 64 counters
+/// from it and issue from a run with one compare-and-swap on a per-thread
+/// stripe, so threads issuing at once do not pass one cache line back and
+/// forth on every nonce. The tag is SipHash-2-4
 /// with a 128-bit output under a key drawn from the operating system's random
 /// source when the issuer is built. SipHash is a pseudorandom function made
 /// for short inputs (its authors designed it as a MAC for exactly this), is
@@ -90,7 +94,12 @@ impl BadNonce {
 ///
 /// # Bounded
 /// At most `window` nonces are redeemable at a time: a counter `window` or
-/// more behind the latest issued is `TooOld`. The counters redeemed are
+/// more behind the latest handed out is `TooOld`. With runs, the latest
+/// handed out is the end of the newest run, ahead of the nonces issued by
+/// what the threads' runs still hold and by runs given up (a thread's run is
+/// given up when it falls 16 runs behind; a thread that loses the race to
+/// install a run keeps one counter of its own), so a nonce may turn `TooOld`
+/// a little before `window` more nonces were issued after it; never after. The counters redeemed are
 /// remembered in the RFC 6479 ring, a bit per counter, shared without a lock:
 /// the ring is cut into 64-byte groups (a generation word naming the block of
 /// 448 counters the group holds, then seven bit words), so a redemption is
@@ -132,8 +141,8 @@ pub struct NonceIssuer {
     /// The tagger under `key`, with `prefix` absorbed.
     mac: Mac,
     prefix: String,
-    /// The last counter issued (0: none yet).
-    latest: CachePadded<AtomicU64>,
+    /// Where counters come from; its `latest` bounds the window.
+    counters: Counters,
     window: u64,
     /// The counters redeemed, inside the window.
     redeemed: Ledger,
@@ -219,9 +228,7 @@ impl NonceIssuer {
     /// assert_ne!(issuer.issue(), issuer.issue());
     /// ```
     pub fn issue(&self) -> String {
-        // Relaxed: the counter only has to be unique (one RMW on this atomic);
-        // `redeem` reads it only as a bound, and decides on the ledger's own word.
-        let counter = self.latest.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        let counter = self.counters.next();
         // The time is only needed for `max_age` (a failing clock gives 0: such a
         // nonce is then too old for any `max_age`).
         let issued_ms = if self.max_age_ms.is_some() { self.clock.now_ms().unwrap_or(0) } else { 0 };
@@ -246,9 +253,9 @@ impl NonceIssuer {
             Unreadable::WrongPrefix => BadNonce::WrongPrefix,
             Unreadable::Forged => BadNonce::Unknown,
         })?;
-        // Relaxed: a bound; a counter issued concurrently is only higher, and a
-        // valid tag means this counter was issued, so it is <= the latest.
-        let latest = self.latest.load(Ordering::Relaxed);
+        // A bound: a counter handed out concurrently is only higher, and a valid
+        // tag means this counter was issued, so it is <= the latest.
+        let latest = self.counters.latest();
         if fields.counter == 0 || fields.counter > latest {
             return Err(BadNonce::Unknown); // a valid tag on a counter never issued: the key was reused
         }
@@ -279,24 +286,24 @@ impl NonceIssuer {
     /// assert_eq!(issuer.issued(), 1);
     /// ```
     pub fn issued(&self) -> u64 {
-        // Relaxed: a report.
-        self.latest.load(Ordering::Relaxed)
+        self.counters.issued()
     }
 
-    /// Heap bytes held for redeemed nonces: the window's ring (a bit per
+    /// Heap bytes held: the window's ring of redeemed nonces (a bit per
     /// counter in 64-byte groups of 448, about `window / 7` bytes, plus a
-    /// spare group in each of its 8 lanes), whatever the number issued.
+    /// spare group in each of its 8 lanes) and, for windows of 2 048 or more,
+    /// 8 counter stripes of 128 bytes; whatever the number issued.
     ///
     /// ```
     /// let issuer = monotonic_nonce::NonceIssuer::builder().window(8_192).build()?;
     /// let before = issuer.heap_bytes();
     /// for _ in 0..100_000 { let n = issuer.issue(); let _ = issuer.redeem(&n); }
     /// assert_eq!(issuer.heap_bytes(), before);
-    /// assert!(before <= 8_192 / 7 + 2 * 8 * 64);
+    /// assert!(before <= 8_192 / 7 + 4 * 8 * 64);
     /// # Ok::<(), monotonic_nonce::BuildError>(())
     /// ```
     pub fn heap_bytes(&self) -> usize {
-        self.redeemed.heap_bytes()
+        self.redeemed.heap_bytes() + self.counters.heap_bytes()
     }
 
     /// A deterministic pseudo-random draw for `counter` (fault injection).
@@ -442,13 +449,14 @@ impl NonceIssuerBuilder {
         };
         // the rate as a threshold on a uniform u64 (1.0: every nonce)
         let reject_below = if self.reject_rate >= 1.0 { u64::MAX } else { (self.reject_rate * 2f64.powi(64)) as u64 };
+        let counters = Counters::new(self.window);
         Ok(NonceIssuer {
             key,
             mac: Mac::new(&key, &self.prefix, max_age_ms.is_some()),
             prefix: self.prefix,
-            latest: CachePadded::new(AtomicU64::new(0)),
             window: self.window,
-            redeemed: Ledger::new(self.window),
+            redeemed: Ledger::new(self.window, counters.run()),
+            counters,
             max_age_ms,
             reject_below,
             clock: self.clock,
