@@ -99,7 +99,7 @@ impl Counters {
         loop {
             // Relaxed: only a staleness hint (a late value can only keep an old run a little longer).
             let latest = self.latest.load(Ordering::Relaxed);
-            let open = held % self.run != 0 && latest.saturating_sub(held) < 16 * self.run;
+            let open = self.rest(held) != 0 && latest.saturating_sub(held) < 16 * self.run;
             if !open {
                 break;
             }
@@ -130,7 +130,8 @@ impl Counters {
 
     /// Counters of `held`'s run not yet issued (0: used up, or no run).
     fn rest(&self, held: u64) -> u64 {
-        match held % self.run {
+        // run is a power of two: a mask, not a division (`%` by a field is a `div` on every issue)
+        match held & (self.run - 1) {
             0 => 0,
             used => self.run - used,
         }

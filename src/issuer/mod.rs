@@ -104,10 +104,10 @@ impl BadNonce {
 /// the ring is cut into 64-byte groups (a generation word naming the block of
 /// 448 counters the group holds, then seven bit words), so a redemption is
 /// one `fetch_or` between two reads of its group's generation, and a block
-/// moving in zeroes its group once (`window / 7` bytes plus 1 KiB, allocated
-/// at `build()`); consecutive counters go to different lanes of groups, so
-/// threads redeeming what they were just issued mostly touch different cache
-/// lines. A redemption that meets a group being taken over waits for those
+/// moving in zeroes its group once (`window / 7` bytes plus 1 KiB, and 1 KiB
+/// of stripes with runs, allocated at `build()`); consecutive counters (or
+/// runs) go to different lanes of groups, so threads redeeming what they were
+/// just issued mostly touch different cache lines. A redemption that meets a group being taken over waits for those
 /// seven stores; `issue` never waits.
 ///
 /// # Routing by prefix
