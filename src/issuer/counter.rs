@@ -100,13 +100,15 @@ impl Counters {
             // Relaxed: only a staleness hint (a late value can only keep an old run a little longer).
             let latest = self.latest.load(Ordering::Relaxed);
             let open = self.rest(held) != 0 && latest.saturating_sub(held) < 16 * self.run;
-            if !open {
+            // held + 1 is in the run too; None only for u64::MAX, in the run that wraps
+            // `latest` after 2^64 counters (a new run then wraps too, as the
+            // one-at-a-time path does: counter 0, which `redeem` refuses)
+            let Some(next) = held.checked_add(1).filter(|_| open) else {
                 break;
-            }
-            // held is inside its run (not a multiple of it), so held + 1 is too: no overflow
+            };
             // Relaxed: see the function's doc.
-            match stripe.compare_exchange_weak(held, held + 1, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return held + 1,
+            match stripe.compare_exchange_weak(held, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return next,
                 Err(now) => held = now,
             }
         }
