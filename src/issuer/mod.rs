@@ -80,7 +80,8 @@ impl BadNonce {
 /// window below 2 048 each counter is one `fetch_add` on a shared counter;
 /// with a larger one (the default) threads take runs of up to 64 counters
 /// from it and issue from a run with one compare-and-swap on a per-thread
-/// stripe, so threads issuing at once do not pass one cache line back and
+/// stripe (8 stripes; threads spread over them in the order they first
+/// issue), so threads issuing at once do not pass one cache line back and
 /// forth on every nonce. The tag is SipHash-2-4
 /// with a 128-bit output under a key drawn from the operating system's random
 /// source when the issuer is built. SipHash is a pseudorandom function made
@@ -97,8 +98,9 @@ impl BadNonce {
 /// more behind the latest handed out is `TooOld`. With runs, the latest
 /// handed out is the end of the newest run, ahead of the nonces issued by
 /// what the threads' runs still hold and by runs given up (a thread's run is
-/// given up when it falls 16 runs behind; a thread that loses the race to
-/// install a run keeps one counter of its own), so a nonce may turn `TooOld`
+/// given up when it falls 16 runs behind; a thread that waits in vain for
+/// another to refill its stripe, descheduled meanwhile, takes a run and keeps
+/// one counter of it), so a nonce may turn `TooOld`
 /// a little before `window` more nonces were issued after it; never after. The counters redeemed are
 /// remembered in the RFC 6479 ring, a bit per counter, shared without a lock:
 /// the ring is cut into 64-byte groups (a generation word naming the block of
