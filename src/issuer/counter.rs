@@ -129,7 +129,7 @@ impl Counters {
                     continue;
                 }
                 // it was descheduled meanwhile: take a run of this thread's own, and
-                // keep its first counter (so `issue` never waits for another thread)
+                // keep its first counter (so `issue` never waits on another thread for long)
                 return self.take_run(self.run - 1);
             }
             // Relaxed: only a staleness hint (a late value can only keep an old run a little longer).
