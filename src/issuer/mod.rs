@@ -109,9 +109,10 @@ impl BadNonce {
 /// moving in zeroes its group once (`window / 7` bytes plus 1 KiB, and 1 KiB
 /// of stripes with runs, allocated at `build()`); consecutive counters (or
 /// runs) go to different lanes of groups, so threads redeeming what they were
-/// just issued mostly touch different cache lines. A redemption that meets a group being taken over waits for those
-/// seven stores; `issue` waits only for a refill of its stripe (once per run,
-/// a bounded time: then it takes a run of its own).
+/// just issued mostly touch different cache lines. A redemption that meets a
+/// group being taken over waits for those seven stores; `issue` waits only
+/// for a refill of its stripe (once per run, a bounded time: then it takes a
+/// run of its own).
 ///
 /// # Routing by prefix
 /// With several issuers behind one router, give each a prefix of 8 URL-safe
