@@ -100,8 +100,8 @@ impl BadNonce {
 /// what the threads' runs still hold and by runs given up (a thread's run is
 /// given up when it falls 16 runs behind; a thread that waits in vain for
 /// another to refill its stripe, descheduled meanwhile, takes a run and keeps
-/// one counter of it), so a nonce may turn `TooOld`
-/// a little before `window` more nonces were issued after it; never after. The counters redeemed are
+/// one counter of it), so a nonce may turn `TooOld` a little before `window`
+/// more nonces were issued after it; never after. The counters redeemed are
 /// remembered in the RFC 6479 ring, a bit per counter, shared without a lock:
 /// the ring is cut into 64-byte groups (a generation word naming the block of
 /// 448 counters the group holds, then seven bit words), so a redemption is
@@ -282,7 +282,7 @@ impl NonceIssuer {
         Ok(())
     }
 
-    /// Nonces issued so far.
+    /// Nonces issued so far (exact when no `issue` runs at the same time).
     ///
     /// ```
     /// let issuer = monotonic_nonce::NonceIssuer::new();
