@@ -4,17 +4,17 @@
 //! more, it hands out runs of counters (2 to 64, at most `window / 1 024`) to
 //! stripes, and a thread issues from its stripe's run with one
 //! compare-and-swap on that stripe's own cache line: threads issuing at once
-//! no longer pass one cache line back and forth on every nonce (measured:
-//! two threads through one shared counter ran at 69 to 143 ns per issue +
-//! redeem, aggregate, against 50 to 65 with nothing shared).
+//! no longer pass one cache line back and forth on every nonce (measured
+//! with a scratch variant of the issuer bench: two threads through one shared
+//! counter ran at 69 to 143 ns per issue + redeem, aggregate, against 50 to 65
+//! with one issuer per thread, nothing shared).
 //!
-//! The price is that `latest` is ahead of the counters issued by the
-//! runs' unissued rest (at most 8 runs) and by runs given up (a stripe
-//! drops a run that fell `16 × run` counters behind `latest`, and a thread
-//! that waited in vain for another thread's refill of its stripe keeps only
-//! the first counter of a run of its own),
-//! so a nonce can turn `TooOld` before `window` more nonces were issued after
-//! it, never after. The window's bound on what is redeemable is unchanged: a
+//! The price is that `latest` is ahead of the counters issued by the runs'
+//! unissued rest (at most 8 runs) and by runs given up (a stripe drops a run
+//! that fell `16 × run` counters behind `latest`, and a thread that waited in
+//! vain for another thread's refill of its stripe keeps only the first
+//! counter of a run of its own), so a nonce can turn `TooOld` before `window`
+//! more nonces were issued after it, never after. The window's bound on what is redeemable is unchanged: a
 //! counter `window` or more behind `latest` is refused.
 //!
 //! How much earlier: one thread refills a stripe whose run is used up while
@@ -40,6 +40,8 @@ const RUNS_FROM: u64 = 2_048;
 /// A stripe while one of its threads takes the next run. Never a counter a
 /// stripe holds: that would take 2^64 counters (the run that wraps).
 const REFILLING: u64 = u64::MAX;
+/// A stripe's run is stale, and given up, once `latest` is this many runs past it.
+const STALE_RUNS: u64 = 16;
 /// How long a thread waits for another's refill before taking its own run
 /// (spins, then yields: see [`crate::sync::wait_a_little`]).
 const REFILL_WAITS: u32 = 128;
@@ -51,8 +53,7 @@ pub(super) fn run_for(window: u64) -> u64 {
     if window < RUNS_FROM {
         return 1;
     }
-    let most = (window / 1_024).min(MAX_RUN); // >= 2 here
-    1 << (63 - most.leading_zeros())
+    1 << (window / 1_024).min(MAX_RUN).ilog2() // window / 1 024 >= 2 here
 }
 
 /// The issuer's counters.
@@ -134,7 +135,7 @@ impl Counters {
             }
             // Relaxed: only a staleness hint (a late value can only keep an old run a little longer).
             let latest = self.latest.load(Ordering::Relaxed);
-            if self.rest(held) != 0 && latest.saturating_sub(held) < 16 * self.run {
+            if self.rest(held) != 0 && latest.saturating_sub(held) < STALE_RUNS * self.run {
                 // held + 1 is in the run too (held < u64::MAX: that is REFILLING)
                 // Relaxed: see the function's doc.
                 match stripe.compare_exchange_weak(held, held + 1, Ordering::Relaxed, Ordering::Relaxed) {
@@ -238,7 +239,7 @@ mod tests {
         let slot = crate::sync::thread_slot() % STRIPES;
         assert_eq!(c.next(), 1);
         // other stripes take 16 runs meanwhile
-        c.latest.fetch_add(16 * 64, Ordering::Relaxed);
+        c.latest.fetch_add(STALE_RUNS * 64, Ordering::Relaxed);
         assert_eq!(c.next(), 64 + 16 * 64 + 1, "a fresh run, not counter 2");
         assert_eq!(c.stripes[slot].load(Ordering::Relaxed), 64 + 16 * 64 + 1);
         assert_eq!(c.given_up.load(Ordering::Relaxed), 63);
