@@ -122,6 +122,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T> {
     /// [`check`](Self::check), then records an accepted nonce (tracking a new
     /// account, and evicting the least recently active one when full). Returns
     /// the evicted account's highest nonce, which the caller folds into its floor.
+    #[inline]
     pub(super) fn validate<Q>(&mut self, hash: u64, account: &Q, nonce: u64, floor: u64) -> Result<Evicted, Rejection>
     where
         K: Borrow<Q>,
