@@ -154,7 +154,7 @@ mod tests {
             for s in 0..64u8 {
                 // the others set to varying neighbours, so a carry or a mixed-up byte would show
                 let sextets: [u8; CHUNK_CHARS] =
-                    std::array::from_fn(|i| if i == pos { s } else { (s.wrapping_mul(7) + i as u8) % 64 });
+                    std::array::from_fn(|i| if i == pos { s } else { s.wrapping_mul(7).wrapping_add(i as u8) % 64 });
                 let words = words_of(&sextets);
                 assert_eq!(encode_chunk(words), reference_encode(&sextets), "sextet {s} at {pos}");
                 assert_eq!(decode_chunk(&encode_chunk(words)), Some(words));
