@@ -46,14 +46,23 @@ impl<K, T: State> Entry<K, T> {
     /// The verdict for `nonce`, with the number the client must move past.
     fn verdict(&self, nonce: u64, param: u64) -> Result<(), Rejection> {
         let refusal = if nonce <= self.floor { Err(Refusal::TooLow) } else { self.state.check(nonce, param) };
-        refusal.map_err(|r| {
-            // a value the client can move past: the highest accepted or the floor, whichever is higher
-            let last_nonce = self.state.highest().unwrap_or(0).max(self.floor);
-            match r {
-                Refusal::AlreadyUsed => Rejection::AlreadyUsed { last_nonce, attempted_nonce: nonce },
-                Refusal::TooLow => Rejection::TooLow { last_nonce, attempted_nonce: nonce },
-            }
-        })
+        refusal.map_err(|r| self.rejection(r, nonce))
+    }
+
+    /// The verdict for `nonce`, recorded if it is accepted.
+    fn admit(&mut self, nonce: u64, param: u64) -> Result<(), Rejection> {
+        let refusal = if nonce <= self.floor { Err(Refusal::TooLow) } else { self.state.admit(nonce, param) };
+        refusal.map_err(|r| self.rejection(r, nonce))
+    }
+
+    /// The rejection for a refused `nonce` (the state unchanged).
+    fn rejection(&self, r: Refusal, nonce: u64) -> Rejection {
+        // a value the client can move past: the highest accepted or the floor, whichever is higher
+        let last_nonce = self.state.highest().unwrap_or(0).max(self.floor);
+        match r {
+            Refusal::AlreadyUsed => Rejection::AlreadyUsed { last_nonce, attempted_nonce: nonce },
+            Refusal::TooLow => Rejection::TooLow { last_nonce, attempted_nonce: nonce },
+        }
     }
 }
 
@@ -130,8 +139,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T> {
     {
         let param = self.param;
         if let Some(entry) = self.table.find_mut(hash, |e| e.key.borrow() == account) {
-            entry.verdict(nonce, param)?;
-            entry.state.record(nonce, param);
+            entry.admit(nonce, param)?;
             let node = entry.node;
             if node != NIL {
                 self.touch(node);

@@ -31,6 +31,13 @@ pub(crate) trait State: Sized + Send + Sync + 'static {
     fn check(&self, n: u64, param: u64) -> Result<(), Refusal>;
     /// Records `n`, which `check(n, param)` accepted.
     fn record(&mut self, n: u64, param: u64);
+    /// `check`, then `record` if it accepted: the validator's hot path, one
+    /// call, so a state can find `n`'s place once for both.
+    fn admit(&mut self, n: u64, param: u64) -> Result<(), Refusal> {
+        self.check(n, param)?;
+        self.record(n, param);
+        Ok(())
+    }
     /// Heap bytes this state holds beyond its table bucket.
     fn heap_bytes(&self) -> usize;
     /// The state as data; `None` while nothing was accepted.
@@ -236,6 +243,24 @@ impl<const N: usize, A: Alignment> State for Highest<N, A> {
             Err(_) => Ok(()), // above every value held
         }
     }
+    fn admit(&mut self, n: u64, k: u64) -> Result<(), Refusal> {
+        if self.wide.is_none() && n > self.base {
+            if let Ok(off) = u32::try_from(n - self.base) {
+                // the common case, as `check` then `record` take it, locating `off` once
+                let slots = &mut self.offs[Self::first_live(k)..];
+                let place = locate(slots, off);
+                verdict(place)?;
+                if let Err(pos @ 1..) = place {
+                    slots.copy_within(1..pos, 0);
+                    slots[pos - 1] = off;
+                }
+                return Ok(());
+            }
+        }
+        self.check(n, k)?;
+        self.record(n, k);
+        Ok(())
+    }
     fn record(&mut self, n: u64, k: u64) {
         let live = Self::first_live(k);
         if self.wide.is_none() && n > self.base {
@@ -375,8 +400,9 @@ mod tests {
 
     /// HighestK against the rule, for an inline and a heap store, on nonces
     /// 1..=200 apart by `step` from `low`.
-    fn highest_k_agrees_with_the_rule<T: State>(k: u64, low: u64, step: u64) {
+    fn highest_k_agrees_with_the_rule<T: State + PartialEq + std::fmt::Debug>(k: u64, low: u64, step: u64) {
         let mut state = T::fresh(k);
+        let mut admitted = T::fresh(k); // the same nonces through `admit`: the same verdicts and states
         let mut kept: Vec<u64> = Vec::new(); // the k highest accepted, ascending
         let mut draws = Draws { x: 0x9E37_79B9_7F4A_7C15 ^ low ^ step, low, step };
         for _ in 0..5_000 {
@@ -389,6 +415,7 @@ mod tests {
                 Ok(())
             };
             assert_eq!(state.check(n, k), expected, "k {k} n {n} kept {kept:?}");
+            assert_eq!(admitted.admit(n, k), expected, "admit: k {k} n {n} kept {kept:?}");
             if expected.is_ok() {
                 state.record(n, k);
                 kept.insert(kept.partition_point(|&v| v < n), n);
@@ -396,6 +423,7 @@ mod tests {
                     kept.remove(0);
                 }
             }
+            assert_eq!(admitted, state, "admit and check + record keep the same state");
             assert_eq!(state.highest(), kept.last().copied());
             let values = state.snapshot(k).map(|snap| snap.remembered());
             assert_eq!(values.unwrap_or_default(), kept, "k {k}: the snapshot lists the kept values, ascending");
