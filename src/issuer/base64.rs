@@ -68,8 +68,9 @@ fn from_ascii(c: u8) -> (u8, bool) {
 }
 
 /// The 32 characters of three big-endian words, read as one 192-bit number.
-/// The groups are cut out with shifts: no byte buffer in between (writing
-/// the words as bytes and reading 6-byte groups back stalls on store forwarding).
+/// The 48-bit groups are cut out of the words with shifts (writing the words
+/// as bytes and reading 6-byte groups back stalls on store forwarding); their
+/// spread sextets are then mapped to characters in place, 32 bytes at once.
 #[inline]
 pub(crate) fn encode_chunk(w: [u64; 3]) -> [u8; CHUNK_CHARS] {
     let groups = [

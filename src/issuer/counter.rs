@@ -288,10 +288,11 @@ mod loom_models {
     use loom::sync::Arc;
     use loom::thread;
 
-    /// Two threads on one stripe race to use up its run and to install the
-    /// next (the loser keeps one counter and gives the rest up), while a third
-    /// issues on another stripe: every counter is distinct and handed out,
-    /// and `issued` counts exactly the five.
+    /// Two threads on one stripe race to use up its run and to refill it (one
+    /// claims the refill; the other waits for it, or after its bounded wait
+    /// takes a run of its own and keeps one counter), while a third issues on
+    /// another stripe: every counter is distinct and handed out, and `issued`
+    /// counts exactly the five.
     #[test]
     fn threads_racing_on_one_stripe_and_across_stripes() {
         loom::model(|| {
@@ -306,8 +307,8 @@ mod loom_models {
             let other = c.next_on(1);
             let mut all = vec![other];
             for h in same {
-                // not always increasing: a thread that lost the install race
-                // issued the first of a newer run, then goes on in the winner's
+                // not always increasing: a thread that waited in vain took a newer
+                // run of its own, then goes on in the older one its stripe got
                 all.extend(h.join().unwrap());
             }
             let latest = c.latest();
