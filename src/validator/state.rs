@@ -113,6 +113,13 @@ fn insert<V: Ord + Copy>(slots: &mut [V], n: V) {
     let Err(pos @ 1..) = locate(slots, n) else {
         return; // unreachable after a fresh verdict; recording nothing keeps the state sound
     };
+    shift_in(slots, pos, n);
+}
+
+/// Puts `n` at `pos - 1` of the ascending `slots` (`pos >= 1`, where
+/// [`locate`] placed it), the values below it moving down one and the first
+/// dropping out.
+fn shift_in<V: Copy>(slots: &mut [V], pos: usize, n: V) {
     slots.copy_within(1..pos, 0);
     slots[pos - 1] = n;
 }
@@ -251,8 +258,7 @@ impl<const N: usize, A: Alignment> State for Highest<N, A> {
                 let place = locate(slots, off);
                 verdict(place)?;
                 if let Err(pos @ 1..) = place {
-                    slots.copy_within(1..pos, 0);
-                    slots[pos - 1] = off;
+                    shift_in(slots, pos, off);
                 }
                 return Ok(());
             }
