@@ -9,8 +9,8 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use model::Model;
 use monotonic_nonce::{ManualClock, NonceValidator, Policy, I64_MAX};
-use std::time::Duration;
 use std::collections::HashSet;
+use std::time::Duration;
 
 #[derive(Debug, Arbitrary)]
 enum PolicyChoice {
@@ -24,7 +24,7 @@ impl PolicyChoice {
     fn policy(&self) -> Policy {
         match *self {
             Self::Strict => Policy::Strict,
-            Self::HighestK(k) => Policy::HighestK(usize::from(k % 32) + 1),
+            Self::HighestK(k) => Policy::HighestK(usize::from(k % 48) + 1), // every inline size class and the deque
             Self::Window(w) => Policy::Window(u64::from(w % 300) + 1),
             Self::WideWindow => Policy::Window(8128),
         }

@@ -391,7 +391,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
 
     /// Bytes of heap this validator holds for its accounts: the tables (keys
     /// and states inline, by their allocation), LRU nodes, and what states hold
-    /// beyond their buckets (HighestK values above 38 or spread over more than
+    /// beyond their buckets (HighestK values above 40 or spread over more than
     /// `u32::MAX`, rings of windows wider than 64). Locks each shard in turn.
     ///
     /// ```

@@ -9,11 +9,12 @@ use crate::error::BuildError;
 /// | policy | accepts `n` iff | memory per account |
 /// |---|---|---|
 /// | `Strict` | `n > last` | one `u64` |
-/// | `HighestK(k)` | `n` is not among the `k` highest accepted and, once `k` are stored, `n >` the smallest of them | `k` 32-bit offsets above a base, inline for `k <= 38` (whole `u64`s on the heap while the `k` values span more than `u32::MAX`) |
+/// | `HighestK(k)` | `n` is not among the `k` highest accepted and, once `k` are stored, `n >` the smallest of them | `k` 32-bit offsets above a base, inline for `k <= 40` (whole `u64`s in a per-shard store while the `k` values span more than `u32::MAX`) |
 /// | `Window(w)` | `n` was not seen and `highest - n <= w` | two words inline for `w <= 64`; for wider windows a 64-bit bitmap while reordering stays within 64, else a ring of `w / 64 + 1` words |
 ///
-/// Besides its state, each account costs its key, a floor and an LRU index,
-/// in one hash-table bucket (32 bytes for `Strict` with a `u64` key).
+/// Besides its state, each account costs its key and a floor, and an LRU
+/// index when `max_accounts` bounds the validator, in one hash-table bucket
+/// (32 bytes for `Strict` with a `u64` key, 88 for `HighestK(16)`).
 ///
 /// # Example
 /// ```

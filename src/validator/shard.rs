@@ -1,8 +1,9 @@
 //! One shard of a [`NonceValidator`](crate::NonceValidator): a hash table from
-//! account to its state (of the one type its policy uses) and, only when
-//! `max_accounts` is set, an intrusive LRU list in a slab of nodes. Plain
-//! single-threaded data; the validator locks it. The caller hashes each key
-//! once (that hash also chose the shard) and passes it in.
+//! account to its state (of the one type its policy uses), the states' side
+//! store, and, only when `max_accounts` is set, an intrusive LRU list in a
+//! slab of nodes (whose link only bounded shards' buckets carry: [`Link`]).
+//! Plain single-threaded data; the validator locks it. The caller hashes each
+//! key once (that hash also chose the shard) and passes it in.
 
 use super::snapshot::{AccountSnapshot, StateSnapshot};
 use super::state::{Refusal, State};
@@ -14,6 +15,41 @@ use std::hash::{BuildHasher, Hash};
 
 const NIL: u32 = u32::MAX;
 
+/// A bucket's link into its shard's LRU list: [`Lru`] in a bounded shard,
+/// zero-sized [`NoLru`] in an unbounded one, so that accounts nobody evicts
+/// do not pay 4 bytes (8 with padding) each for a list they are not on.
+pub(super) trait Link: Copy + std::fmt::Debug + Send + Sync + 'static {
+    fn new(node: u32) -> Self;
+    /// The node (`NIL`: none).
+    fn node(self) -> u32;
+}
+
+/// An LRU node index (`NIL` while the bucket is on no list).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Lru(u32);
+
+impl Link for Lru {
+    fn new(node: u32) -> Self {
+        Lru(node)
+    }
+    fn node(self) -> u32 {
+        self.0
+    }
+}
+
+/// No LRU list: an unbounded shard's buckets.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct NoLru;
+
+impl Link for NoLru {
+    fn new(_: u32) -> Self {
+        NoLru
+    }
+    fn node(self) -> u32 {
+        NIL
+    }
+}
+
 /// One tracked account: its state, stored inline in the table's bucket with
 /// its key, so that a lookup touches one bucket. `repr(C)` puts the key right
 /// after the state's last bytes, where `HighestK` keeps its highest values:
@@ -22,11 +58,12 @@ const NIL: u32 = u32::MAX;
 /// (`State::Align`): 32 bytes keeps a 32-byte `Strict` bucket inside one cache
 /// line (at hashbrown's 16, half of them would straddle two lines);
 /// `HighestK`'s 64- and 128-byte buckets and the heap window's 64-byte bucket
-/// align to their size; `Window(w <= 64)`'s 48-byte bucket to 16 (smaller
-/// beats aligned there: see the README's validator section).
+/// align to their size; `Window(w <= 64)`'s 48-byte bucket to 16 and
+/// `HighestK(9..=16)`'s 88-byte bucket to 8 (smaller beats aligned there:
+/// see the README's validator section).
 #[derive(Debug)]
 #[repr(C)]
-pub(super) struct Entry<K, T: State> {
+pub(super) struct Entry<K, T: State, L: Link> {
     /// Zero-sized: raises the bucket's alignment to what the state asks for.
     _align: T::Align,
     state: T,
@@ -34,31 +71,31 @@ pub(super) struct Entry<K, T: State> {
     /// The floor when this account (re)appeared: its state knows nothing at or
     /// below it, so everything there is refused.
     floor: u64,
-    /// Its node in the shard's LRU list (`NIL` when accounts are unbounded).
-    node: u32,
+    /// Its node in the shard's LRU list, in bounded shards only.
+    link: L,
 }
 
-impl<K, T: State> Entry<K, T> {
+impl<K, T: State, L: Link> Entry<K, T, L> {
     fn new(key: K, state: T, floor: u64) -> Self {
-        Self { _align: T::Align::default(), state, key, floor, node: NIL }
+        Self { _align: T::Align::default(), state, key, floor, link: L::new(NIL) }
     }
 
     /// The verdict for `nonce`, with the number the client must move past.
-    fn verdict(&self, nonce: u64, param: u64) -> Result<(), Rejection> {
-        let refusal = if nonce <= self.floor { Err(Refusal::TooLow) } else { self.state.check(nonce, param) };
-        refusal.map_err(|r| self.rejection(r, nonce))
+    fn verdict(&self, nonce: u64, param: u64, side: &T::Side) -> Result<(), Rejection> {
+        let refusal = if nonce <= self.floor { Err(Refusal::TooLow) } else { self.state.check(nonce, param, side) };
+        refusal.map_err(|r| self.rejection(r, nonce, side))
     }
 
     /// The verdict for `nonce`, recorded if it is accepted.
-    fn admit(&mut self, nonce: u64, param: u64) -> Result<(), Rejection> {
-        let refusal = if nonce <= self.floor { Err(Refusal::TooLow) } else { self.state.admit(nonce, param) };
-        refusal.map_err(|r| self.rejection(r, nonce))
+    fn admit(&mut self, nonce: u64, param: u64, side: &mut T::Side) -> Result<(), Rejection> {
+        let refusal = if nonce <= self.floor { Err(Refusal::TooLow) } else { self.state.admit(nonce, param, side) };
+        refusal.map_err(|r| self.rejection(r, nonce, side))
     }
 
     /// The rejection for a refused `nonce` (the state unchanged).
-    fn rejection(&self, r: Refusal, nonce: u64) -> Rejection {
+    fn rejection(&self, r: Refusal, nonce: u64, side: &T::Side) -> Rejection {
         // a value the client can move past: the highest accepted or the floor, whichever is higher
-        let last_nonce = self.state.highest().unwrap_or(0).max(self.floor);
+        let last_nonce = self.state.highest(side).unwrap_or(0).max(self.floor);
         match r {
             Refusal::AlreadyUsed => Rejection::AlreadyUsed { last_nonce, attempted_nonce: nonce },
             Refusal::TooLow => Rejection::TooLow { last_nonce, attempted_nonce: nonce },
@@ -79,9 +116,12 @@ struct Node<K> {
 /// What an eviction handed back: the evicted account's highest nonce.
 pub(super) type Evicted = Option<u64>;
 
-/// The accounts whose keys hash to one shard, each with a state of type `T`.
-pub(super) struct Shard<K, S, T: State> {
-    table: HashTable<Entry<K, T>>,
+/// The accounts whose keys hash to one shard, each with a state of type `T`
+/// and a link of type `L` (an [`Lru`] node exactly when `capacity` is set).
+pub(super) struct Shard<K, S, T: State, L: Link> {
+    table: HashTable<Entry<K, T, L>>,
+    /// What the states keep outside their buckets.
+    side: T::Side,
     /// Rehashes keys when the table grows or an account is evicted (the
     /// validator's hasher: the same hashes it passes in).
     hasher: S,
@@ -94,9 +134,26 @@ pub(super) struct Shard<K, S, T: State> {
     capacity: Option<usize>,
 }
 
-impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T> {
-    pub(super) fn new(param: u64, capacity: Option<usize>, hasher: S) -> Self {
-        Self { table: HashTable::new(), hasher, param, lru: Vec::new(), head: NIL, tail: NIL, capacity }
+impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T, NoLru> {
+    /// A shard that tracks every account it sees.
+    pub(super) fn unbounded(param: u64, hasher: S) -> Self {
+        Self::new(param, None, hasher)
+    }
+}
+
+impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T, Lru> {
+    /// A shard that tracks at most `capacity` accounts, evicting the least
+    /// recently active.
+    pub(super) fn bounded(param: u64, capacity: usize, hasher: S) -> Self {
+        Self::new(param, Some(capacity), hasher)
+    }
+}
+
+impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, L: Link> Shard<K, S, T, L> {
+    /// Only through `bounded` and `unbounded`: a capacity comes with a link.
+    fn new(param: u64, capacity: Option<usize>, hasher: S) -> Self {
+        let (table, side) = (HashTable::new(), T::Side::default());
+        Self { table, side, hasher, param, lru: Vec::new(), head: NIL, tail: NIL, capacity }
     }
 
     /// Room for `n` more accounts; an error, not an abort, when the memory
@@ -106,7 +163,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T> {
         self.table.try_reserve(n, |e| hasher.hash_one(&e.key)).map_err(|e| format!("{e:?}"))
     }
 
-    fn find<Q>(&self, hash: u64, account: &Q) -> Option<&Entry<K, T>>
+    fn find<Q>(&self, hash: u64, account: &Q) -> Option<&Entry<K, T, L>>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
@@ -122,7 +179,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T> {
         Q: Eq + ?Sized,
     {
         match self.find(hash, account) {
-            Some(entry) => entry.verdict(nonce, self.param),
+            Some(entry) => entry.verdict(nonce, self.param, &self.side),
             None if nonce <= floor => Err(Rejection::TooLow { last_nonce: floor, attempted_nonce: nonce }),
             None => Ok(()),
         }
@@ -139,8 +196,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T> {
     {
         let param = self.param;
         if let Some(entry) = self.table.find_mut(hash, |e| e.key.borrow() == account) {
-            entry.admit(nonce, param)?;
-            let node = entry.node;
+            entry.admit(nonce, param, &mut self.side)?;
+            let node = entry.link.node();
             if node != NIL {
                 self.touch(node);
             }
@@ -150,7 +207,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T> {
             return Err(Rejection::TooLow { last_nonce: floor, attempted_nonce: nonce });
         }
         let mut state = T::fresh(param);
-        state.record(nonce, param);
+        state.record(nonce, param, &mut self.side);
         Ok(self.insert(hash, Entry::new(account.to_owned(), state, floor)))
     }
 
@@ -159,7 +216,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        self.find(hash, account).and_then(|e| e.state.highest())
+        self.find(hash, account).and_then(|e| e.state.highest(&self.side))
     }
 
     pub(super) fn len(&self) -> usize {
@@ -169,7 +226,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T> {
     /// Appends every tracked account that accepted something to `out`.
     pub(super) fn snapshot_into(&self, out: &mut Vec<AccountSnapshot<K>>) {
         out.extend(self.table.iter().filter_map(|e| {
-            Some(AccountSnapshot { account: e.key.clone(), floor: e.floor, state: e.state.snapshot(self.param)? })
+            let state = e.state.snapshot(self.param, &self.side)?;
+            Some(AccountSnapshot { account: e.key.clone(), floor: e.floor, state })
         }));
     }
 
@@ -188,13 +246,13 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T> {
         if self.find(hash, &key).is_some() {
             return Err("it appears twice".to_owned());
         }
-        let state = snap.rebuild::<T>(from, self.param, ceiling)?;
+        let state = snap.rebuild::<T>(from, self.param, ceiling, &mut self.side)?;
         Ok(self.insert(hash, Entry::new(key, state, floor)))
     }
 
     /// Tracks a new account, evicting the least recently active one when full;
     /// returns the evicted account's highest nonce.
-    fn insert(&mut self, hash: u64, mut entry: Entry<K, T>) -> Evicted {
+    fn insert(&mut self, hash: u64, mut entry: Entry<K, T, L>) -> Evicted {
         let mut evicted = None;
         if let Some(capacity) = self.capacity {
             let limit = capacity.min(NIL as usize - 1);
@@ -204,7 +262,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T> {
                 let old_hash = self.hasher.hash_one(&old_key);
                 if let Ok(occupied) = self.table.find_entry(old_hash, |e| e.key == old_key) {
                     let (old, _) = occupied.remove();
-                    evicted = old.state.highest().map(|h| h.max(old.floor));
+                    evicted = old.state.highest(&self.side).map(|h| h.max(old.floor));
+                    old.state.release(&mut self.side);
                 }
                 self.touch(victim);
                 victim
@@ -214,7 +273,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T> {
                 self.push_front(i);
                 i
             };
-            entry.node = node;
+            entry.link = L::new(node);
         }
         let hasher = &self.hasher;
         self.table.insert_unique(hash, entry, |e| hasher.hash_one(&e.key));
@@ -253,30 +312,30 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T> {
 
     pub(super) fn heap_bytes(&self) -> usize {
         // the table's own allocation (buckets and control bytes), the LRU nodes,
-        // and whatever the states hold beyond their buckets
+        // the side store and whatever the states hold beyond their buckets
         let lru = self.lru.capacity() * std::mem::size_of::<Node<K>>();
         let states: usize = self.table.iter().map(|e| e.state.heap_bytes()).sum();
-        self.table.allocation_size() + lru + states
+        self.table.allocation_size() + lru + T::side_bytes(&self.side) + states
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validator::state::{Highest14, Highest22, Highest30, Highest38, Highest6, Strict};
+    use crate::validator::state::{Highest16, Highest24, Highest32, Highest40, Highest8, Strict};
     use std::collections::hash_map::RandomState;
 
-    fn shard<T: State>(param: u64, capacity: Option<usize>) -> Shard<u32, RandomState, T> {
-        Shard::new(param, capacity, RandomState::new())
+    fn shard<T: State>(param: u64) -> Shard<u32, RandomState, T, NoLru> {
+        Shard::unbounded(param, RandomState::new())
     }
 
-    fn h(s: &Shard<u32, RandomState, impl State>, k: u32) -> u64 {
+    fn h<L: Link>(s: &Shard<u32, RandomState, impl State, L>, k: u32) -> u64 {
         s.hasher.hash_one(k)
     }
 
     #[test]
     fn lru_evicts_the_least_recently_active_account() {
-        let mut s = shard::<Strict>(0, Some(2));
+        let mut s = Shard::<u32, _, Strict, Lru>::bounded(0, 2, RandomState::new());
         for (k, n, evicted) in [(1, 10, None), (2, 20, None), (1, 11, None), (3, 30, Some(20))] {
             // 1 is the most recent after its second nonce, so 3 evicts 2
             assert_eq!(s.validate(h(&s, k), &k, n, 0), Ok(evicted));
@@ -287,48 +346,84 @@ mod tests {
         assert_eq!(s.len(), 2);
     }
 
+    /// An evicted account gives its side-store slot back: a bounded shard of
+    /// accounts whose values span more than `u32::MAX` holds at most one slot
+    /// per tracked account, however many come and go.
+    #[test]
+    fn evicting_a_wide_account_frees_its_side_slot() {
+        let mut s = Shard::<u32, _, Highest8, Lru>::bounded(2, 2, RandomState::new());
+        let far = 1 << 40;
+        for k in 0..10u32 {
+            for n in [7, far] {
+                assert_eq!(s.validate(h(&s, k), &k, n, 0).map(|_| ()), Ok(()), "account {k} nonce {n}");
+            }
+            assert_eq!(s.highest(h(&s, k), &k), Some(far));
+            assert_eq!(
+                s.check(h(&s, k), &k, 7, 0),
+                Err(Rejection::AlreadyUsed { last_nonce: far, attempted_nonce: 7 })
+            );
+        }
+        assert_eq!(s.len(), 2);
+        let (held, in_use) = s.side.slots();
+        assert_eq!(in_use, 2, "one slot per tracked account");
+        assert!(held <= 3, "slots reused: {held}");
+    }
+
     #[test]
     fn too_low_reports_the_floor_when_it_is_above_the_highest() {
-        let mut s = shard::<Highest6>(4, None);
-        s.insert(h(&s, 7), Entry::new(7, Highest6::fresh(4), 1_000));
+        let mut s = shard::<Highest8>(4);
+        s.insert(h(&s, 7), Entry::new(7, Highest8::fresh(4), 1_000));
         assert_eq!(s.validate(h(&s, 7), &7, 1_001, 0), Ok(None));
         // the floor (1 000) is below the highest (1 001) here; a refusal names the higher
         assert_eq!(s.check(h(&s, 7), &7, 500, 0), Err(Rejection::TooLow { last_nonce: 1_001, attempted_nonce: 500 }));
-        let mut s = shard::<Strict>(0, None);
+        let mut s = shard::<Strict>(0);
         let mut state = Strict::fresh(0);
-        state.record(5, 0);
+        state.record(5, 0, &mut ());
         s.insert(h(&s, 8), Entry::new(8, state, 9_000)); // a guarded restore: floor far above the highest
         assert_eq!(s.check(h(&s, 8), &8, 6, 0), Err(Rejection::TooLow { last_nonce: 9_000, attempted_nonce: 6 }));
     }
 
     #[test]
     fn check_records_nothing() {
-        let mut s = shard::<Strict>(0, None);
+        let mut s = shard::<Strict>(0);
         assert_eq!(s.check(h(&s, 1), &1, 5, 0), Ok(()));
         assert_eq!(s.len(), 0);
         assert_eq!(s.validate(h(&s, 1), &1, 5, 0), Ok(None));
         assert_eq!(s.check(h(&s, 1), &1, 5, 0), Err(Rejection::AlreadyUsed { last_nonce: 5, attempted_nonce: 5 }));
     }
 
-    /// The bucket holds the key and the entry: its size is the memory per account.
+    /// The bucket holds the key and the entry: its size is the memory per
+    /// account. A bounded shard's bucket adds the LRU link (4 bytes, often
+    /// in what was padding).
     #[test]
     fn entries_are_as_small_as_their_state() {
         use crate::validator::state::{BigWindow, SmallWindow};
-        assert_eq!(std::mem::size_of::<Entry<u64, Strict>>(), 32);
-        // HighestK's size classes: each bucket a whole number of 32-byte steps, aligned to its size when that is 64 or 128
-        fn layout<T: State>() -> (usize, usize) {
-            (std::mem::size_of::<Entry<u64, T>>(), std::mem::align_of::<Entry<u64, T>>())
+        fn layout<T: State>() -> [(usize, usize); 2] {
+            let unbounded = (std::mem::size_of::<Entry<u64, T, NoLru>>(), std::mem::align_of::<Entry<u64, T, NoLru>>());
+            let bounded = (std::mem::size_of::<Entry<u64, T, Lru>>(), std::mem::align_of::<Entry<u64, T, Lru>>());
+            [unbounded, bounded]
         }
+        assert_eq!(layout::<Strict>(), [(32, 32), (32, 32)]);
+        // HighestK's size classes: 64 and 128 aligned to their size; 88 to 8 (96 bounded)
         let sizes = [
-            layout::<Highest6>(),
-            layout::<Highest14>(),
-            layout::<Highest22>(),
-            layout::<Highest30>(),
-            layout::<Highest38>(),
+            layout::<Highest8>(),
+            layout::<Highest16>(),
+            layout::<Highest24>(),
+            layout::<Highest32>(),
+            layout::<Highest40>(),
         ];
-        assert_eq!(sizes, [(64, 64), (96, 32), (128, 128), (160, 32), (192, 64)]);
+        assert_eq!(
+            sizes,
+            [
+                [(64, 64), (64, 64)],
+                [(88, 8), (96, 8)],
+                [(128, 128), (128, 128)],
+                [(160, 32), (160, 32)],
+                [(192, 64), (192, 64)]
+            ]
+        );
         // a heap window's bucket is one whole cache line; an inline one is 48 bytes
-        assert_eq!(layout::<SmallWindow>(), (48, 16));
-        assert_eq!(layout::<BigWindow>(), (64, 64));
+        assert_eq!(layout::<SmallWindow>(), [(48, 16), (48, 16)]);
+        assert_eq!(layout::<BigWindow>(), [(64, 64), (64, 64)]);
     }
 }

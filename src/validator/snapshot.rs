@@ -141,17 +141,25 @@ impl StateSnapshot {
     }
 
     /// Rebuilds the state as a `T`, the state type of the target policy,
-    /// whose parameter is `param`; the target is the snapshot's `policy` or a
-    /// wider one of the same kind. Refuses anything no validator could have
-    /// produced; allocates no more than the target allows.
-    pub(super) fn rebuild<T: State>(&self, policy: Policy, param: u64, ceiling: u64) -> Result<T, String> {
+    /// whose parameter is `param`, keeping in `side` what it keeps there; the
+    /// target is the snapshot's `policy` or a wider one of the same kind.
+    /// Refuses anything no validator could have produced (before it records
+    /// anything, so a refusal leaves `side` as it was); allocates no more than
+    /// the target allows.
+    pub(super) fn rebuild<T: State>(
+        &self,
+        policy: Policy,
+        param: u64,
+        ceiling: u64,
+        side: &mut T::Side,
+    ) -> Result<T, String> {
         let mut state = T::fresh(param);
         match (self, policy) {
             (Self::Strict { last }, Policy::Strict) => {
                 if *last == 0 || *last > ceiling {
                     return Err(format!("a last nonce of {last} is outside 1..={ceiling}"));
                 }
-                state.record(*last, param);
+                state.record(*last, param, side);
             }
             (Self::HighestK { values }, Policy::HighestK(k)) => {
                 if values.is_empty() || values.len() > k {
@@ -162,7 +170,7 @@ impl StateSnapshot {
                 }
                 // ascending and at most k <= param: each is a new highest, so each is accepted
                 for &n in values {
-                    state.record(n, param);
+                    state.record(n, param, side);
                 }
             }
             (Self::Window { highest, low, ring }, Policy::Window(w)) => {
@@ -181,7 +189,7 @@ impl StateSnapshot {
                     Some(same) => state = same,
                     None => {
                         for n in win.seen(w) {
-                            state.record(n, param);
+                            state.record(n, param, side);
                         }
                     }
                 }

@@ -2,8 +2,9 @@
 //! class), behind the [`State`] trait: a shard is generic over it, so an
 //! account's state sits in the shard's table bucket at the size its policy
 //! needs (8 bytes for `Strict`), with no enum tag and no second allocation
-//! for `HighestK(k <= 38)` (unless its values span more than `u32::MAX`) or
-//! `Window(w <= 64)`.
+//! for `HighestK(k <= 40)` or `Window(w <= 64)`. What a few accounts need
+//! and most do not (`HighestK`'s values when they span more than
+//! `u32::MAX`) lives in the shard's [`State::Side`], not in every bucket.
 
 use super::snapshot::StateSnapshot;
 use super::window::{Boxed, Inline, Ring, Window, WindowVerdict};
@@ -19,29 +20,38 @@ pub(crate) enum Refusal {
 
 /// One account's memory of what it accepted under one policy. `param` is the
 /// policy's parameter (`k` or `w`; unused by `Strict`), kept once per shard
-/// rather than once per account.
+/// rather than once per account; so is `side`, the shard's store for what
+/// does not fit a bucket (one per shard, shared by its accounts).
 pub(crate) trait State: Sized + Send + Sync + 'static {
     /// The alignment of this state's table bucket (one of the `Align*` types).
     type Align: Alignment;
+    /// The shard's store shared by its states (`()` when they need none).
+    type Side: Default + std::fmt::Debug + Send + Sync + 'static;
     /// An empty state: nothing accepted yet.
     fn fresh(param: u64) -> Self;
     /// The highest accepted nonce.
-    fn highest(&self) -> Option<u64>;
+    fn highest(&self, side: &Self::Side) -> Option<u64>;
     /// The verdict for the positive nonce `n`; changes nothing.
-    fn check(&self, n: u64, param: u64) -> Result<(), Refusal>;
-    /// Records `n`, which `check(n, param)` accepted.
-    fn record(&mut self, n: u64, param: u64);
+    fn check(&self, n: u64, param: u64, side: &Self::Side) -> Result<(), Refusal>;
+    /// Records `n`, which `check(n, param, side)` accepted.
+    fn record(&mut self, n: u64, param: u64, side: &mut Self::Side);
     /// `check`, then `record` if it accepted: the validator's hot path, one
     /// call, so a state can find `n`'s place once for both.
-    fn admit(&mut self, n: u64, param: u64) -> Result<(), Refusal> {
-        self.check(n, param)?;
-        self.record(n, param);
+    fn admit(&mut self, n: u64, param: u64, side: &mut Self::Side) -> Result<(), Refusal> {
+        self.check(n, param, side)?;
+        self.record(n, param, side);
         Ok(())
     }
-    /// Heap bytes this state holds beyond its table bucket.
+    /// Gives back what this state held in `side`: the account is dropped.
+    fn release(self, _side: &mut Self::Side) {}
+    /// Heap bytes this state holds beyond its table bucket (not counting `side`).
     fn heap_bytes(&self) -> usize;
+    /// Heap bytes a shard's `side` holds.
+    fn side_bytes(_side: &Self::Side) -> usize {
+        0
+    }
     /// The state as data; `None` while nothing was accepted.
-    fn snapshot(&self, param: u64) -> Option<StateSnapshot>;
+    fn snapshot(&self, param: u64, side: &Self::Side) -> Option<StateSnapshot>;
     /// A window state rebuilt as it was (same width); `None` for other kinds.
     fn from_window(_win: &Window, _w: u64) -> Option<Self> {
         None
@@ -54,27 +64,28 @@ pub(crate) struct Strict(u64);
 
 impl State for Strict {
     type Align = Align32;
+    type Side = ();
     fn fresh(_: u64) -> Self {
         Strict(0)
     }
-    fn highest(&self) -> Option<u64> {
+    fn highest(&self, (): &()) -> Option<u64> {
         (self.0 != 0).then_some(self.0)
     }
-    fn check(&self, n: u64, _: u64) -> Result<(), Refusal> {
+    fn check(&self, n: u64, _: u64, (): &()) -> Result<(), Refusal> {
         match n.cmp(&self.0) {
             std::cmp::Ordering::Greater => Ok(()),
             std::cmp::Ordering::Equal => Err(Refusal::AlreadyUsed),
             std::cmp::Ordering::Less => Err(Refusal::TooLow),
         }
     }
-    fn record(&mut self, n: u64, _: u64) {
+    fn record(&mut self, n: u64, _: u64, (): &mut ()) {
         self.0 = n;
     }
     fn heap_bytes(&self) -> usize {
         0
     }
-    fn snapshot(&self, _: u64) -> Option<StateSnapshot> {
-        self.highest().map(|last| StateSnapshot::Strict { last })
+    fn snapshot(&self, _: u64, (): &()) -> Option<StateSnapshot> {
+        self.highest(&()).map(|last| StateSnapshot::Strict { last })
     }
 }
 
@@ -128,6 +139,11 @@ fn shift_in<V: Copy>(slots: &mut [V], pos: usize, n: V) {
 /// shard's `Entry`): a bucket of 64 or 128 bytes aligned to its size sits in
 /// one line or one adjacent pair of lines (which the CPU fetches together).
 pub(crate) trait Alignment: std::fmt::Debug + Default + Send + Sync + 'static {}
+/// No more than the fields ask for (8 with a `u64` key): the smallest bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(align(8))]
+pub(crate) struct Align8;
+impl Alignment for Align8 {}
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[repr(align(16))]
 pub(crate) struct Align16;
@@ -147,37 +163,80 @@ impl Alignment for Align128 {}
 
 /// `HighestK(k)` for `k <= N`: the `k` highest accepted nonces, ascending, in
 /// the last `k` of `N` inline slots, each a 32-bit offset above `base` (half
-/// the bytes of full values, so `HighestK(20)` fits a 128-byte bucket with
-/// its key). An empty slot is 0 (never an offset: `base` is below every
+/// the bytes of full values, so `HighestK(16)` fits an 88-byte bucket with its
+/// key and floor). An empty slot is 0 (never an offset: `base` is below every
 /// value), so empties sort first and the state needs no length.
 ///
 /// `base` stays put while values climb (a new highest only shifts offsets),
 /// and moves to just below the minimum when a value does not fit above it.
 /// When the values themselves span more than `u32::MAX` (nonces in
-/// nanoseconds, or far jumps), they go whole to the heap (`wide`) until they
-/// fit again: exact in every case, compact in the common one.
+/// nanoseconds, or far jumps), they go whole to the shard's [`WideValues`]
+/// until they fit again: `base` is then [`WIDE`] (never a base: a base is
+/// below a nonce) and the first two offsets hold the index of their slot.
+/// Exact in every case, compact in the common one: no bucket carries a
+/// pointer for the rare one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[repr(C)]
 pub(crate) struct Highest<const N: usize, A> {
-    /// Slot `i` holds `base + offs[i]` (0: empty); all 0 while `wide`.
+    /// Slot `i` holds `base + offs[i]` (0: empty); while wide, `offs[0]` and
+    /// `offs[1]` are the low and high halves of the index in [`WideValues`].
     offs: [u32; N],
-    /// Below every value held.
+    /// Below every value held, or [`WIDE`]. Last, beside the top offsets and
+    /// the key that follows in the bucket: a check of a nonce at or near the
+    /// top reads one cache line.
     base: u64,
-    /// Every slot as a full value when the offsets cannot hold them. Last,
-    /// with `base` beside the top offsets and the key that follows: a check
-    /// of a nonce at or near the top reads one cache line.
-    wide: Option<Box<[u64; N]>>,
     /// The bucket alignment of this size class (the state itself stays 8-aligned).
     _align: PhantomData<A>,
 }
 
-/// The inline size classes: with a `u64` key, buckets of 64, 96, 128, 160
-/// and 192 bytes.
-pub(crate) type Highest6 = Highest<6, Align64>;
-pub(crate) type Highest14 = Highest<14, Align32>;
-pub(crate) type Highest22 = Highest<22, Align128>;
-pub(crate) type Highest30 = Highest<30, Align32>;
-pub(crate) type Highest38 = Highest<38, Align64>;
+/// `Highest::base` while the values are whole in the shard's [`WideValues`].
+const WIDE: u64 = u64::MAX;
+
+/// A shard's store of `HighestK` values that span more than `u32::MAX`: one
+/// slot of `N` whole values per such account, reused once it goes back to
+/// offsets (or is dropped).
+#[derive(Debug)]
+pub(crate) struct WideValues<const N: usize> {
+    slots: Vec<[u64; N]>,
+    /// Slots no account uses.
+    free: Vec<usize>,
+}
+
+impl<const N: usize> Default for WideValues<N> {
+    fn default() -> Self {
+        Self { slots: Vec::new(), free: Vec::new() }
+    }
+}
+
+impl<const N: usize> WideValues<N> {
+    /// Slots held, and of those in use.
+    #[cfg(test)]
+    pub(super) fn slots(&self) -> (usize, usize) {
+        (self.slots.len(), self.slots.len() - self.free.len())
+    }
+
+    /// A slot holding `values`: a free one, or a new one.
+    fn put(&mut self, values: [u64; N]) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = values;
+                i
+            }
+            None => {
+                self.slots.push(values);
+                self.slots.len() - 1
+            }
+        }
+    }
+}
+
+/// The inline size classes: with a `u64` key, buckets of 64, 88, 128, 160
+/// and 192 bytes (64, 96, 128, 160, 192 with an LRU link).
+pub(crate) type Highest8 = Highest<8, Align64>;
+pub(crate) type Highest16 = Highest<16, Align8>;
+pub(crate) type Highest24 = Highest<24, Align128>;
+pub(crate) type Highest32 = Highest<32, Align32>;
+pub(crate) type Highest40 = Highest<40, Align64>;
 
 impl<const N: usize, A> Highest<N, A> {
     /// Where the live slots start: the last `k` are live (`k <= N`, as the
@@ -186,10 +245,19 @@ impl<const N: usize, A> Highest<N, A> {
         N.saturating_sub(usize::try_from(k).unwrap_or(usize::MAX))
     }
 
+    /// The index of this state's slot in the shard's [`WideValues`], if wide.
+    fn wide_slot(&self) -> Option<usize> {
+        (self.base == WIDE).then(|| {
+            let index = u64::from(self.offs[0]) | u64::from(self.offs[1]) << 32;
+            usize::try_from(index).unwrap_or(usize::MAX) // it came from a usize
+        })
+    }
+
     /// The value in slot `i` (0: empty).
-    fn value(&self, i: usize) -> u64 {
-        match &self.wide {
-            Some(values) => values[i],
+    fn value(&self, i: usize, side: &WideValues<N>) -> u64 {
+        match self.wide_slot() {
+            // a wide state's slot exists: only `store` and `release` change it
+            Some(slot) => side.slots.get(slot).map_or(0, |values| values[i]),
             // base + an offset is the value it was taken from: never above u64::MAX
             None => match self.offs[i] {
                 0 => 0,
@@ -199,43 +267,56 @@ impl<const N: usize, A> Highest<N, A> {
     }
 
     /// Every slot as a full value, ascending (0: empty).
-    fn values(&self) -> [u64; N] {
-        std::array::from_fn(|i| self.value(i))
+    fn values(&self, side: &WideValues<N>) -> [u64; N] {
+        std::array::from_fn(|i| self.value(i, side))
     }
 
     /// Stores `values` (ascending, empties first): as offsets above just below
-    /// the minimum when the highest fits, whole on the heap otherwise.
-    fn store(&mut self, values: &[u64; N]) {
+    /// the minimum when the highest fits, whole in `side` otherwise.
+    fn store(&mut self, values: &[u64; N], side: &mut WideValues<N>) {
         let min = values.iter().copied().find(|&v| v != 0).unwrap_or(1);
-        let base = min - 1; // min >= 1: a nonce is positive
+        let base = min - 1; // min >= 1: a nonce is positive; so base < WIDE
         let fits = values.iter().all(|&v| v == 0 || v - base <= u64::from(u32::MAX));
+        let slot = self.wide_slot();
         if fits {
-            self.wide = None;
+            if let Some(slot) = slot {
+                side.free.push(slot);
+            }
             self.base = base;
             for (off, &v) in self.offs.iter_mut().zip(values) {
                 // fits: v - base <= u32::MAX
                 *off = if v == 0 { 0 } else { u32::try_from(v - base).unwrap_or(u32::MAX) };
             }
         } else {
-            self.wide = Some(Box::new(*values));
-            self.base = 0;
+            let slot = match slot {
+                Some(slot) => {
+                    side.slots[slot] = *values;
+                    slot
+                }
+                None => side.put(*values),
+            };
+            let index = slot as u64; // a usize: at most 64 bits
             self.offs = [0; N];
+            self.offs[0] = index as u32; // the low half, by truncation
+            self.offs[1] = (index >> 32) as u32;
+            self.base = WIDE;
         }
     }
 }
 
 impl<const N: usize, A: Alignment> State for Highest<N, A> {
     type Align = A;
+    type Side = WideValues<N>;
     fn fresh(_: u64) -> Self {
-        Highest { wide: None, offs: [0; N], base: 0, _align: PhantomData }
+        Highest { offs: [0; N], base: 0, _align: PhantomData }
     }
-    fn highest(&self) -> Option<u64> {
-        N.checked_sub(1).map(|top| self.value(top)).filter(|&n| n != 0)
+    fn highest(&self, side: &WideValues<N>) -> Option<u64> {
+        N.checked_sub(1).map(|top| self.value(top, side)).filter(|&n| n != 0)
     }
-    fn check(&self, n: u64, k: u64) -> Result<(), Refusal> {
+    fn check(&self, n: u64, k: u64, side: &WideValues<N>) -> Result<(), Refusal> {
         let live = Self::first_live(k);
-        if let Some(values) = &self.wide {
-            return verdict(locate(&values[live..], n));
+        if self.base == WIDE {
+            return verdict(locate(&self.values(side)[live..], n));
         }
         let offs = &self.offs[live..];
         if n <= self.base {
@@ -250,8 +331,9 @@ impl<const N: usize, A: Alignment> State for Highest<N, A> {
             Err(_) => Ok(()), // above every value held
         }
     }
-    fn admit(&mut self, n: u64, k: u64) -> Result<(), Refusal> {
-        if self.wide.is_none() && n > self.base {
+    fn admit(&mut self, n: u64, k: u64, side: &mut WideValues<N>) -> Result<(), Refusal> {
+        // n > base: not wide (WIDE is u64::MAX), and above every value's base
+        if n > self.base {
             if let Ok(off) = u32::try_from(n - self.base) {
                 // the common case, as `check` then `record` take it, locating `off` once
                 let slots = &mut self.offs[Self::first_live(k)..];
@@ -263,28 +345,36 @@ impl<const N: usize, A: Alignment> State for Highest<N, A> {
                 return Ok(());
             }
         }
-        self.check(n, k)?;
-        self.record(n, k);
+        self.check(n, k, side)?;
+        self.record(n, k, side);
         Ok(())
     }
-    fn record(&mut self, n: u64, k: u64) {
+    fn record(&mut self, n: u64, k: u64, side: &mut WideValues<N>) {
         let live = Self::first_live(k);
-        if self.wide.is_none() && n > self.base {
+        if n > self.base {
             if let Ok(off) = u32::try_from(n - self.base) {
                 // the common case: the offsets shift, base stays below every value
                 insert(&mut self.offs[live..], off);
                 return;
             }
         }
-        let mut values = self.values();
+        let mut values = self.values(side);
         insert(&mut values[live..], n);
-        self.store(&values);
+        self.store(&values, side);
+    }
+    fn release(self, side: &mut WideValues<N>) {
+        if let Some(slot) = self.wide_slot() {
+            side.free.push(slot);
+        }
     }
     fn heap_bytes(&self) -> usize {
-        self.wide.as_ref().map_or(0, |_| std::mem::size_of::<[u64; N]>())
+        0
     }
-    fn snapshot(&self, _: u64) -> Option<StateSnapshot> {
-        let values: Vec<u64> = self.values().into_iter().filter(|&n| n != 0).collect();
+    fn side_bytes(side: &WideValues<N>) -> usize {
+        side.slots.capacity() * std::mem::size_of::<[u64; N]>() + side.free.capacity() * std::mem::size_of::<usize>()
+    }
+    fn snapshot(&self, _: u64, side: &WideValues<N>) -> Option<StateSnapshot> {
+        let values: Vec<u64> = self.values(side).into_iter().filter(|&n| n != 0).collect();
         (!values.is_empty()).then_some(StateSnapshot::HighestK { values })
     }
 }
@@ -296,13 +386,14 @@ pub(crate) struct HighestDeque(VecDeque<u64>);
 
 impl State for HighestDeque {
     type Align = Align32;
+    type Side = ();
     fn fresh(_: u64) -> Self {
         HighestDeque(VecDeque::new())
     }
-    fn highest(&self) -> Option<u64> {
+    fn highest(&self, (): &()) -> Option<u64> {
         self.0.back().copied()
     }
-    fn check(&self, n: u64, k: u64) -> Result<(), Refusal> {
+    fn check(&self, n: u64, k: u64, (): &()) -> Result<(), Refusal> {
         if self.0.binary_search(&n).is_ok() {
             Err(Refusal::AlreadyUsed)
         } else if self.0.len() as u64 >= k && self.0.front().is_some_and(|&min| n < min) {
@@ -311,7 +402,7 @@ impl State for HighestDeque {
             Ok(())
         }
     }
-    fn record(&mut self, n: u64, k: u64) {
+    fn record(&mut self, n: u64, k: u64, (): &mut ()) {
         let values = &mut self.0;
         if values.capacity() == 0 {
             values.reserve_exact(usize::try_from(k).unwrap_or(usize::MAX).min(1024));
@@ -331,7 +422,7 @@ impl State for HighestDeque {
     fn heap_bytes(&self) -> usize {
         self.0.capacity() * 8
     }
-    fn snapshot(&self, _: u64) -> Option<StateSnapshot> {
+    fn snapshot(&self, _: u64, (): &()) -> Option<StateSnapshot> {
         (!self.0.is_empty()).then(|| StateSnapshot::HighestK { values: self.0.iter().copied().collect() })
     }
 }
@@ -351,25 +442,26 @@ impl<const N: usize> RingAlign for Inline<N> {
 
 impl<R: Ring + RingAlign + Send + Sync + 'static> State for Window<R> {
     type Align = R::Align;
+    type Side = ();
     fn fresh(_: u64) -> Self {
         Window::new()
     }
-    fn highest(&self) -> Option<u64> {
+    fn highest(&self, (): &()) -> Option<u64> {
         Window::highest(self)
     }
-    fn check(&self, n: u64, w: u64) -> Result<(), Refusal> {
+    fn check(&self, n: u64, w: u64, (): &()) -> Result<(), Refusal> {
         Window::check(self, n, w).map_err(|v| match v {
             WindowVerdict::TooLow => Refusal::TooLow,
             WindowVerdict::Seen => Refusal::AlreadyUsed,
         })
     }
-    fn record(&mut self, n: u64, w: u64) {
+    fn record(&mut self, n: u64, w: u64, (): &mut ()) {
         Window::record(self, n, w);
     }
     fn heap_bytes(&self) -> usize {
         Window::heap_bytes(self)
     }
-    fn snapshot(&self, w: u64) -> Option<StateSnapshot> {
+    fn snapshot(&self, w: u64, (): &()) -> Option<StateSnapshot> {
         let (highest, low, ring) = self.parts(w);
         (highest != 0).then(|| StateSnapshot::Window { highest, low, ring: ring.unwrap_or_default() })
     }
@@ -405,10 +497,13 @@ mod tests {
     }
 
     /// HighestK against the rule, for an inline and a heap store, on nonces
-    /// 1..=200 apart by `step` from `low`.
-    fn highest_k_agrees_with_the_rule<T: State + PartialEq + std::fmt::Debug>(k: u64, low: u64, step: u64) {
+    /// 1..=200 apart by `step` from `low`. Two states share one side store, as
+    /// a shard's accounts do: one takes each nonce by `check` then `record`,
+    /// the other by `admit`; both must agree with the rule and each other.
+    fn highest_k_agrees_with_the_rule<T: State>(k: u64, low: u64, step: u64) {
+        let mut side = T::Side::default();
         let mut state = T::fresh(k);
-        let mut admitted = T::fresh(k); // the same nonces through `admit`: the same verdicts and states
+        let mut admitted = T::fresh(k);
         let mut kept: Vec<u64> = Vec::new(); // the k highest accepted, ascending
         let mut draws = Draws { x: 0x9E37_79B9_7F4A_7C15 ^ low ^ step, low, step };
         for _ in 0..5_000 {
@@ -420,77 +515,93 @@ mod tests {
             } else {
                 Ok(())
             };
-            assert_eq!(state.check(n, k), expected, "k {k} n {n} kept {kept:?}");
-            assert_eq!(admitted.admit(n, k), expected, "admit: k {k} n {n} kept {kept:?}");
+            assert_eq!(state.check(n, k, &side), expected, "k {k} n {n} kept {kept:?}");
+            assert_eq!(admitted.admit(n, k, &mut side), expected, "admit: k {k} n {n} kept {kept:?}");
             if expected.is_ok() {
-                state.record(n, k);
+                state.record(n, k, &mut side);
                 kept.insert(kept.partition_point(|&v| v < n), n);
                 if kept.len() as u64 > k {
                     kept.remove(0);
                 }
             }
-            assert_eq!(admitted, state, "admit and check + record keep the same state");
-            assert_eq!(state.highest(), kept.last().copied());
-            let values = state.snapshot(k).map(|snap| snap.remembered());
-            assert_eq!(values.unwrap_or_default(), kept, "k {k}: the snapshot lists the kept values, ascending");
+            for (name, s) in [("check + record", &state), ("admit", &admitted)] {
+                assert_eq!(s.highest(&side), kept.last().copied(), "{name}");
+                let values = s.snapshot(k, &side).map(|snap| snap.remembered());
+                assert_eq!(values.unwrap_or_default(), kept, "{name}, k {k}: the snapshot lists the kept values");
+            }
         }
+        state.release(&mut side);
+        admitted.release(&mut side);
     }
 
     /// Every inline size at each of its edges, and the heap store, on close
     /// nonces (offsets), nonces spread over more than `u32::MAX` (whole values
-    /// on the heap, back and forth) and nonces up to `u64::MAX`.
+    /// in the side store, back and forth) and nonces up to `u64::MAX`.
     #[test]
     fn highest_k_inline_and_boxed_follow_the_rule() {
         for (low, step) in
             [(1, 1), (1, 1 << 25), (1 << 40, 1 << 27), (u64::MAX - 5_000, 13), (u64::MAX - (199 << 30), 1 << 30)]
         {
-            for k in [1, 2, 5, 6] {
-                highest_k_agrees_with_the_rule::<Highest6>(k, low, step);
+            for k in [1, 2, 7, 8] {
+                highest_k_agrees_with_the_rule::<Highest8>(k, low, step);
             }
-            for k in [7, 14] {
-                highest_k_agrees_with_the_rule::<Highest14>(k, low, step);
+            for k in [9, 16] {
+                highest_k_agrees_with_the_rule::<Highest16>(k, low, step);
             }
-            for k in [15, 20, 22] {
-                highest_k_agrees_with_the_rule::<Highest22>(k, low, step);
+            for k in [17, 20, 24] {
+                highest_k_agrees_with_the_rule::<Highest24>(k, low, step);
             }
-            for k in [23, 30] {
-                highest_k_agrees_with_the_rule::<Highest30>(k, low, step);
+            for k in [25, 32] {
+                highest_k_agrees_with_the_rule::<Highest32>(k, low, step);
             }
-            for k in [31, 38] {
-                highest_k_agrees_with_the_rule::<Highest38>(k, low, step);
+            for k in [33, 40] {
+                highest_k_agrees_with_the_rule::<Highest40>(k, low, step);
             }
-            for k in [1, 20, 39, 100] {
+            for k in [1, 20, 41, 100] {
                 highest_k_agrees_with_the_rule::<HighestDeque>(k, low, step);
             }
         }
     }
 
-    /// Values that span more than `u32::MAX` live on the heap, and come back
-    /// inline once they fit again.
+    /// Values that span more than `u32::MAX` live in the shard's side store,
+    /// and come back inline once they fit again, freeing their slot for the
+    /// next account that needs one.
     #[test]
     fn highest_k_goes_wide_only_while_it_must() {
-        let mut state = Highest6::fresh(2);
+        let mut side = WideValues::default();
+        let mut state = Highest8::fresh(2);
         for n in [10, 11] {
-            state.record(n, 2);
+            state.record(n, 2, &mut side);
         }
-        assert_eq!(state.heap_bytes(), 0);
+        assert_eq!((side.slots.len(), side.free.len()), (0, 0));
         let far = 11 + u64::from(u32::MAX) + 1;
-        state.record(far, 2); // keeps 11 and far: 2^32 apart
-        assert_eq!(state.heap_bytes(), 6 * 8, "too far apart for offsets");
-        assert_eq!(state.check(11, 2), Err(Refusal::AlreadyUsed));
-        assert_eq!(state.check(10, 2), Err(Refusal::TooLow));
-        state.record(far + 1, 2); // 11 drops out
-        assert_eq!(state.heap_bytes(), 0, "inline again");
-        assert_eq!(state.snapshot(2).map(|s| s.remembered()), Some(vec![far, far + 1]));
-        assert_eq!(state.check(far, 2), Err(Refusal::AlreadyUsed));
-        assert_eq!(state.check(far - 1, 2), Err(Refusal::TooLow));
-        assert_eq!(state.check(u64::MAX, 2), Ok(()));
+        state.record(far, 2, &mut side); // keeps 11 and far: 2^32 apart
+        assert_eq!((side.slots.len(), side.free.len()), (1, 0), "too far apart for offsets");
+        assert_eq!(state.check(11, 2, &side), Err(Refusal::AlreadyUsed));
+        assert_eq!(state.check(10, 2, &side), Err(Refusal::TooLow));
+        assert_eq!(state.highest(&side), Some(far));
+        state.record(far + 1, 2, &mut side); // 11 drops out
+        assert_eq!((side.slots.len(), side.free.len()), (1, 1), "inline again, its slot free");
+        assert_eq!(state.snapshot(2, &side).map(|s| s.remembered()), Some(vec![far, far + 1]));
+        assert_eq!(state.check(far, 2, &side), Err(Refusal::AlreadyUsed));
+        assert_eq!(state.check(far - 1, 2, &side), Err(Refusal::TooLow));
+        assert_eq!(state.check(u64::MAX, 2, &side), Ok(()));
+        // a second account going wide takes the free slot; dropping it frees the slot again
+        let mut other = Highest8::fresh(2);
+        for n in [5, 5 + (1 << 33)] {
+            other.record(n, 2, &mut side);
+        }
+        assert_eq!((side.slots.len(), side.free.len()), (1, 0), "the free slot reused");
+        assert_eq!(other.snapshot(2, &side).map(|s| s.remembered()), Some(vec![5, 5 + (1 << 33)]));
+        other.release(&mut side);
+        assert_eq!(side.free, vec![0]);
     }
 
     #[test]
     fn states_are_as_small_as_their_policy_needs() {
         assert_eq!(std::mem::size_of::<Strict>(), 8);
-        assert_eq!(std::mem::size_of::<Highest22>(), 8 + 22 * 4 + 8);
+        assert_eq!(std::mem::size_of::<Highest24>(), 24 * 4 + 8);
+        assert_eq!(std::mem::size_of::<Highest16>(), 16 * 4 + 8);
         assert_eq!(std::mem::size_of::<SmallWindow>(), 24); // the highest and two ring words
         assert!(std::mem::size_of::<BigWindow>() <= 40, "{}", std::mem::size_of::<BigWindow>());
     }

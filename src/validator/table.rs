@@ -1,11 +1,12 @@
 //! Which state type each policy's accounts use, and the dispatch: a shard's
-//! table is one of these, chosen once at build time, so the hot path is
-//! monomorphized per state type behind one `match`.
+//! table is one of these, chosen once at build time (by the policy, and by
+//! whether `max_accounts` bounds it), so the hot path is monomorphized per
+//! state type behind one `match`.
 
-use super::shard::{Evicted, Shard};
+use super::shard::{Evicted, Lru, NoLru, Shard};
 use super::snapshot::{AccountSnapshot, StateSnapshot};
 use super::state::{
-    BigWindow, Highest14, Highest22, Highest30, Highest38, Highest6, HighestDeque, SmallWindow, Strict,
+    BigWindow, Highest16, Highest24, Highest32, Highest40, Highest8, HighestDeque, SmallWindow, Strict,
 };
 use super::window::ring_words;
 use super::Policy;
@@ -13,55 +14,81 @@ use crate::error::Rejection;
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 
-/// One shard, typed by its policy's state.
-pub(super) enum Table<K, S> {
-    Strict(Shard<K, S, Strict>),
-    Highest6(Shard<K, S, Highest6>),
-    Highest14(Shard<K, S, Highest14>),
-    Highest22(Shard<K, S, Highest22>),
-    Highest30(Shard<K, S, Highest30>),
-    Highest38(Shard<K, S, Highest38>),
-    HighestDeque(Shard<K, S, HighestDeque>),
-    SmallWindow(Shard<K, S, SmallWindow>),
-    BigWindow(Shard<K, S, BigWindow>),
-}
+/// Declares the table enum, one variant per state type for unbounded shards
+/// (buckets without an LRU link) and one `..Lru` variant per state type for
+/// bounded ones, and `each!`, which runs an expression on whichever it is.
+macro_rules! tables {
+    ($($state:ident, $bounded:ident;)*) => {
+        /// One shard, typed by its policy's state and by whether it is bounded.
+        pub(super) enum Table<K, S> {
+            $(
+                $state(Shard<K, S, $state, NoLru>),
+                $bounded(Shard<K, S, $state, Lru>),
+            )*
+        }
 
-/// Runs `$body` with `$s` bound to the shard, whatever its state type.
-macro_rules! each {
-    ($table:expr, $s:ident => $body:expr) => {
-        match $table {
-            Table::Strict($s) => $body,
-            Table::Highest6($s) => $body,
-            Table::Highest14($s) => $body,
-            Table::Highest22($s) => $body,
-            Table::Highest30($s) => $body,
-            Table::Highest38($s) => $body,
-            Table::HighestDeque($s) => $body,
-            Table::SmallWindow($s) => $body,
-            Table::BigWindow($s) => $body,
+        /// Runs `$body` with `$s` bound to the shard, whatever its type.
+        macro_rules! each {
+            ($table:expr, $s:ident => $body:expr) => {
+                match $table {
+                    $(Table::$state($s) => $body, Table::$bounded($s) => $body,)*
+                }
+            };
+        }
+
+        impl<K: Hash + Eq + Clone, S: BuildHasher> Table<K, S> {
+            /// An empty shard of state `class`, tracking at most `capacity`
+            /// accounts (`None`: every account).
+            fn of(class: Class, param: u64, capacity: Option<usize>, hasher: S) -> Self {
+                match (class, capacity) {
+                    $(
+                        (Class::$state, None) => Table::$state(Shard::unbounded(param, hasher)),
+                        (Class::$state, Some(c)) => Table::$bounded(Shard::bounded(param, c, hasher)),
+                    )*
+                }
+            }
+        }
+
+        /// The state types, as data.
+        #[derive(Debug, Clone, Copy)]
+        enum Class {
+            $($state,)*
         }
     };
+}
+
+tables! {
+    Strict, StrictLru;
+    Highest8, Highest8Lru;
+    Highest16, Highest16Lru;
+    Highest24, Highest24Lru;
+    Highest32, Highest32Lru;
+    Highest40, Highest40Lru;
+    HighestDeque, HighestDequeLru;
+    SmallWindow, SmallWindowLru;
+    BigWindow, BigWindowLru;
 }
 
 impl<K: Hash + Eq + Clone, S: BuildHasher> Table<K, S> {
     /// An empty shard for `policy` (already checked).
     pub(super) fn new(policy: Policy, capacity: Option<usize>, hasher: S) -> Self {
-        match policy {
-            Policy::Strict => Table::Strict(Shard::new(0, capacity, hasher)),
+        let (class, param) = match policy {
+            Policy::Strict => (Class::Strict, 0),
             Policy::HighestK(k) => {
-                let p = k as u64;
-                match k {
-                    0..=6 => Table::Highest6(Shard::new(p, capacity, hasher)),
-                    7..=14 => Table::Highest14(Shard::new(p, capacity, hasher)),
-                    15..=22 => Table::Highest22(Shard::new(p, capacity, hasher)),
-                    23..=30 => Table::Highest30(Shard::new(p, capacity, hasher)),
-                    31..=38 => Table::Highest38(Shard::new(p, capacity, hasher)),
-                    _ => Table::HighestDeque(Shard::new(p, capacity, hasher)),
-                }
+                let class = match k {
+                    0..=8 => Class::Highest8,
+                    9..=16 => Class::Highest16,
+                    17..=24 => Class::Highest24,
+                    25..=32 => Class::Highest32,
+                    33..=40 => Class::Highest40,
+                    _ => Class::HighestDeque,
+                };
+                (class, k as u64)
             }
-            Policy::Window(w) if ring_words(w) == 2 => Table::SmallWindow(Shard::new(w, capacity, hasher)),
-            Policy::Window(w) => Table::BigWindow(Shard::new(w, capacity, hasher)),
-        }
+            Policy::Window(w) if ring_words(w) == 2 => (Class::SmallWindow, w),
+            Policy::Window(w) => (Class::BigWindow, w),
+        };
+        Self::of(class, param, capacity, hasher)
     }
 
     pub(super) fn check<Q>(&self, hash: u64, account: &Q, nonce: u64, floor: u64) -> Result<(), Rejection>
