@@ -261,7 +261,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
         // Relaxed: `close()` stores before it takes each shard's lock to snapshot it;
         // this load is under a shard lock, so it is ordered by that lock.
         let verdict = if self.closed.load(Ordering::Relaxed) {
-            Err(Rejection::Unavailable { reason: "the validator was closed".to_owned() })
+            Err(closed())
         } else {
             // Relaxed: the floor is raised under the lock of the shard that evicted the
             // account, which is this shard (same key, same shard); holding that lock
@@ -449,6 +449,14 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
         self.early.lock().count(Err(&r));
         r
     }
+}
+
+/// The rejection after `close()`: out of line, so that building its message
+/// does not weigh on the hot path's code.
+#[cold]
+#[inline(never)]
+fn closed() -> Rejection {
+    Rejection::Unavailable { reason: "the validator was closed".to_owned() }
 }
 
 /// The shard (of `shards`) for a key whose hash is `hash`: the high half of

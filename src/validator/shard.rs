@@ -203,11 +203,23 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, L: Link> Shard<K, S, T, L> 
             }
             return Ok(None);
         }
+        self.track(hash, account, nonce, floor)
+    }
+
+    /// `validate` for an account this shard does not track: out of line (a
+    /// new account is the rare case once traffic is steady), which keeps the
+    /// common path's code and stack frame small.
+    #[cold]
+    #[inline(never)]
+    fn track<Q>(&mut self, hash: u64, account: &Q, nonce: u64, floor: u64) -> Result<Evicted, Rejection>
+    where
+        Q: ToOwned<Owned = K> + ?Sized,
+    {
         if nonce <= floor {
             return Err(Rejection::TooLow { last_nonce: floor, attempted_nonce: nonce });
         }
-        let mut state = T::fresh(param);
-        state.record(nonce, param, &mut self.side);
+        let mut state = T::fresh(self.param);
+        state.record(nonce, self.param, &mut self.side);
         Ok(self.insert(hash, Entry::new(account.to_owned(), state, floor)))
     }
 
