@@ -11,6 +11,11 @@
 //! - `single/{1k,1M}`: one thread; naive, a bare `HashMap<u64, u64>` (the floor of
 //!   any hashed table), Strict, HighestK(20), Window(64), Window(8128).
 //! - `single/1M_in_order`: the same without reordering.
+//! - `spaced_1M`: as `single/1M`, but each request waits for a fixed chunk of
+//!   register-only work (`other_work`, ~0.2 µs), as a server's parsing and
+//!   signature check sit between two validations; `baseline/work_alone` is that
+//!   work with no table. Back to back, a table's cache misses overlap with the
+//!   next call's; spaced, each call pays its own.
 //! - `threads_1M/{1,2,4}`: N threads on disjoint accounts; throughput is aggregate.
 //!
 //! `cargo bench --bench validator`
@@ -69,6 +74,31 @@ impl Target for NonceValidator<u64> {
     fn feed(&self, account: u64, nonce: u64) -> bool {
         self.validate(&account, nonce).is_ok()
     }
+}
+
+/// No table: `spaced_1M`'s measure of the work and the traffic alone.
+struct NoTable;
+
+impl Target for NoTable {
+    fn feed(&self, _: u64, _: u64) -> bool {
+        true
+    }
+}
+
+/// Multiply-xor rounds of `other_work`: ~500 cycles of one dependent chain,
+/// several times what the CPU can hold in flight, so one request's lookup
+/// cannot overlap with the next one's.
+const WORK_ROUNDS: u32 = 128;
+
+/// Register-only work standing for a server's per-request work (parsing, the
+/// signature check): a dependent chain whose result, 0 here, the request's
+/// account then depends on.
+fn other_work(seed: u64, zero: u64) -> u64 {
+    let mut x = seed;
+    for _ in 0..WORK_ROUNDS {
+        x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (x >> 29);
+    }
+    x & zero
 }
 
 /// One thread's stream of requests over the accounts `first, first + stride, ...`.
@@ -167,6 +197,31 @@ fn single(c: &mut Criterion) {
     }
 }
 
+fn spaced(c: &mut Criterion) {
+    const ACCOUNTS: usize = 1_000_000;
+    let mut g = c.benchmark_group("spaced_1M");
+    g.throughput(Throughput::Elements(1));
+    let work_alone: (&str, Maker) = ("baseline/work_alone", |_| Box::new(NoTable));
+    for (name, make) in std::iter::once(work_alone).chain(targets()) {
+        let mut primed: Option<(Box<dyn Target>, Traffic)> = None;
+        g.bench_function(name, |b| {
+            let (target, traffic) = primed.get_or_insert_with(|| {
+                let target = make(ACCOUNTS);
+                let mut traffic = Traffic::new(1, 1, ACCOUNTS, true);
+                traffic.prime(&*target);
+                (target, traffic)
+            });
+            let zero = black_box(0); // not known to the compiler: the account waits for the work
+            b.iter(|| {
+                let (account, nonce) = traffic.next();
+                let account = account | other_work(nonce, zero);
+                black_box(target.feed(account, nonce))
+            })
+        });
+    }
+    g.finish();
+}
+
 /// Runs `iters` requests on each thread at once, each from its own stream,
 /// and returns the wall time (so throughput is aggregate).
 fn run_threads(target: &dyn Target, streams: &[Mutex<Traffic>], iters: u64) -> Duration {
@@ -228,5 +283,5 @@ fn config() -> Criterion {
         .sample_size(20)
 }
 
-criterion_group! { name = benches; config = config(); targets = single, threads }
+criterion_group! { name = benches; config = config(); targets = single, spaced, threads }
 criterion_main!(benches);
