@@ -1,12 +1,13 @@
 //! [`NonceValidator`]: per-account policy state in cache-padded, mutex-guarded
 //! shards, with the time bounds checked first and a floor that makes eviction
 //! safe. The builder is in `builder.rs`, a shard (table + LRU) in `shard.rs`,
-//! the state each policy keeps per account in `state.rs` (and which type a
-//! policy uses in `table.rs`), snapshot and restore in `snapshot.rs`, the
-//! stateless checks in `bounds.rs`.
+//! the state each policy keeps per account in `state.rs` (`HighestK`'s in
+//! `highest.rs`; which type a policy uses in `table.rs`), snapshot and restore
+//! in `snapshot.rs`, the stateless checks in `bounds.rs`.
 
 mod bounds;
 mod builder;
+mod highest;
 mod policy;
 mod shard;
 mod snapshot;

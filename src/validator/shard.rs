@@ -334,7 +334,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, L: Link> Shard<K, S, T, L> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validator::state::{Highest16, Highest24, Highest32, Highest40, Highest8, Strict};
+    use crate::validator::highest::{Highest16, Highest24, Highest32, Highest40, Highest8};
+    use crate::validator::state::Strict;
     use std::collections::hash_map::RandomState;
 
     fn shard<T: State>(param: u64) -> Shard<u32, RandomState, T, NoLru> {

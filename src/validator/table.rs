@@ -3,11 +3,10 @@
 //! whether `max_accounts` bounds it), so the hot path is monomorphized per
 //! state type behind one `match`.
 
+use super::highest::{Highest16, Highest24, Highest32, Highest40, Highest8, HighestDeque};
 use super::shard::{Evicted, Lru, NoLru, Shard};
 use super::snapshot::{AccountSnapshot, StateSnapshot};
-use super::state::{
-    BigWindow, Highest16, Highest24, Highest32, Highest40, Highest8, HighestDeque, SmallWindow, Strict,
-};
+use super::state::{BigWindow, SmallWindow, Strict};
 use super::window::ring_words;
 use super::Policy;
 use crate::error::Rejection;
