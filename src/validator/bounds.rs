@@ -47,7 +47,7 @@ impl Limits {
     }
 
     /// The verdict for `nonce` at the clock reading `now` (read only when
-    /// [`needs_clock`](Self::needs_clock)); a failed reading fails closed.
+    /// time bounds are set); a failed reading fails closed.
     #[inline]
     pub(crate) fn precheck(&self, nonce: u64, now: impl FnOnce() -> Result<u64, ClockError>) -> Result<(), Rejection> {
         if nonce == 0 {
