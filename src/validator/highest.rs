@@ -67,8 +67,10 @@ fn shift_in<V: Copy>(slots: &mut [V], pos: usize, n: V) {
 /// until they fit again: `base` is then [`WIDE`] (never a base: a base is
 /// below a nonce) and the first two offsets hold the index of their slot.
 /// Exact in every case, compact in the common one: no bucket carries a
-/// pointer for the rare one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// pointer for the rare one. Neither `Clone` nor `PartialEq`: a wide state
+/// owns its slot (a copy would share it, and comparing two would compare slot
+/// numbers, not values).
+#[derive(Debug)]
 #[repr(C)]
 pub(crate) struct Highest<const N: usize, A> {
     /// Slot `i` holds `base + offs[i]` (0: empty); while wide, `offs[0]` and
