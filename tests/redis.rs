@@ -19,18 +19,24 @@ use std::time::Duration;
 
 const T0: u64 = 1_704_067_200_000;
 
+/// Every validator's response timeout here. The default, 50 ms, is a production
+/// setting; these servers fsync every write (`appendfsync always`), and a loaded
+/// CI disk once took longer than that (`conformance_without_bounds`: a spurious
+/// `Unavailable { timed out }`). No test here is about the timeout's length.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
 async fn redis_validator(url: &str, policy: Policy, clock: &ManualClock, prefix: &str) -> RedisValidator<ManualClock> {
     RedisValidator::builder(policy)
+        .response_timeout(TIMEOUT)
         .url(url)
         .key_prefix(prefix)
         .clock(clock.clone())
         .max_future(Duration::from_secs(5))
         .max_past(Duration::from_secs(60))
-        .response_timeout(Duration::from_secs(2))
         .build()
         .await
         .unwrap()
@@ -132,6 +138,7 @@ fn conformance_without_bounds_matches_the_reference_model() {
                 let redis = rt
                     .block_on(
                         RedisValidator::builder(policy)
+                            .response_timeout(TIMEOUT)
                             .url(&server.url())
                             .key_prefix(&prefix)
                             .ceiling(u64::MAX)
@@ -207,10 +214,10 @@ fn concurrent_gateways_accept_each_pair_exactly_once() {
 fn the_blocking_twin_from_plain_threads_accepts_each_pair_exactly_once() {
     let server = RedisServer::start(&["--appendfsync", "always"]);
     let v = RedisValidator::builder(Policy::Window(1_024))
+        .response_timeout(TIMEOUT)
         .url(&server.url())
         .clock(ManualClock::new(T0))
         .max_future(Duration::from_secs(5))
-        .response_timeout(Duration::from_secs(2))
         .build_blocking()
         .unwrap();
     assert_eq!(v.ping(), Ok(()));
@@ -260,10 +267,10 @@ fn concurrent_gateways_on_a_3_master_cluster_accept_each_pair_exactly_once() {
         .map(|_| {
             rt.block_on(
                 RedisValidator::builder(Policy::HighestK(16))
+                    .response_timeout(TIMEOUT)
                     .cluster(cluster.urls())
                     .clock(clock.clone())
                     .max_future(Duration::from_secs(5))
-                    .response_timeout(Duration::from_secs(2))
                     .build(),
             )
             .unwrap()
@@ -387,23 +394,39 @@ fn a_restart_seen_by_many_calls_at_once_is_counted_once() {
 fn build_refuses_an_evicting_store_and_unguarded_durability_risk() {
     let lru = RedisServer::start(&["--maxmemory-policy", "allkeys-lru"]);
     let rt = runtime();
-    let r =
-        rt.block_on(RedisValidator::builder(Policy::Strict).url(&lru.url()).max_future(Duration::from_secs(5)).build());
+    let r = rt.block_on(
+        RedisValidator::builder(Policy::Strict)
+            .response_timeout(TIMEOUT)
+            .url(&lru.url())
+            .max_future(Duration::from_secs(5))
+            .build(),
+    );
     match r {
         Err(BuildError::Store { reason }) => assert!(reason.contains("noeviction"), "{reason}"),
         other => panic!("allkeys-lru accepted: {other:?}"),
     }
     let everysec = RedisServer::start(&["--appendfsync", "everysec"]);
-    let r = rt.block_on(RedisValidator::builder(Policy::Strict).url(&everysec.url()).build());
+    let r = rt.block_on(RedisValidator::builder(Policy::Strict).response_timeout(TIMEOUT).url(&everysec.url()).build());
     assert!(matches!(r, Err(BuildError::Store { ref reason }) if reason.contains("accept_durability_risk")), "{r:?}");
     assert!(rt
-        .block_on(RedisValidator::builder(Policy::Strict).url(&everysec.url()).accept_durability_risk().build())
+        .block_on(
+            RedisValidator::builder(Policy::Strict)
+                .response_timeout(TIMEOUT)
+                .url(&everysec.url())
+                .accept_durability_risk()
+                .build()
+        )
         .is_ok());
     let always = RedisServer::start(&["--appendfsync", "always"]);
-    assert!(rt.block_on(RedisValidator::builder(Policy::Strict).url(&always.url()).build()).is_ok());
-    let r = rt.block_on(RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:1").build());
+    assert!(rt
+        .block_on(RedisValidator::builder(Policy::Strict).response_timeout(TIMEOUT).url(&always.url()).build())
+        .is_ok());
+    let r = rt
+        .block_on(RedisValidator::builder(Policy::Strict).response_timeout(TIMEOUT).url("redis://127.0.0.1:1").build());
     assert!(matches!(r, Err(BuildError::Store { .. })), "{r:?}");
-    let r = rt.block_on(RedisValidator::builder(Policy::Strict).url(&always.url()).key_prefix("a{b").build());
+    let r = rt.block_on(
+        RedisValidator::builder(Policy::Strict).response_timeout(TIMEOUT).url(&always.url()).key_prefix("a{b").build(),
+    );
     assert!(matches!(r, Err(BuildError::InvalidConfig { field: "key_prefix", .. })), "{r:?}");
 }
 
@@ -411,7 +434,9 @@ fn build_refuses_an_evicting_store_and_unguarded_durability_risk() {
 fn account_keys_of_any_bytes_and_an_oversized_one() {
     let server = RedisServer::start(&["--appendfsync", "always"]);
     let rt = runtime();
-    let v = rt.block_on(RedisValidator::builder(Policy::Window(64)).url(&server.url()).build()).unwrap();
+    let v = rt
+        .block_on(RedisValidator::builder(Policy::Window(64)).response_timeout(TIMEOUT).url(&server.url()).build())
+        .unwrap();
     let odd: [&[u8]; 5] = [b"", b"}", b"{x}", &[0xff, 0xfe, 0x00], "ключ".as_bytes()];
     for (i, account) in odd.iter().enumerate() {
         let n = 1_000 + i as u64;
@@ -427,7 +452,9 @@ fn account_keys_of_any_bytes_and_an_oversized_one() {
 fn a_key_holding_foreign_state_is_unavailable_and_left_as_it_is() {
     let server = RedisServer::start(&["--appendfsync", "always"]);
     let rt = runtime();
-    let build = |policy| rt.block_on(RedisValidator::builder(policy).url(&server.url()).build()).unwrap();
+    let build = |policy| {
+        rt.block_on(RedisValidator::builder(policy).response_timeout(TIMEOUT).url(&server.url()).build()).unwrap()
+    };
     let (strict, highest) = (build(Policy::Strict), build(Policy::HighestK(4)));
     assert_eq!(rt.block_on(strict.validate("a", 5)), Ok(()));
     let key = server.cli(&["KEYS", "*"]).trim().to_owned();
@@ -458,7 +485,9 @@ fn a_key_holding_foreign_state_is_unavailable_and_left_as_it_is() {
 fn validate_many_gives_each_item_its_own_verdict_in_order() {
     let server = RedisServer::start(&["--appendfsync", "always"]);
     let rt = runtime();
-    let v = rt.block_on(RedisValidator::builder(Policy::Strict).url(&server.url()).build()).unwrap();
+    let v = rt
+        .block_on(RedisValidator::builder(Policy::Strict).response_timeout(TIMEOUT).url(&server.url()).build())
+        .unwrap();
     let batch = vec![("a", 5u64), ("b", 7), ("a", 5), ("a", 4), ("c", 0), ("a", 6)];
     let got = rt.block_on(v.validate_many(&batch));
     assert_eq!(got[0], Ok(()));
@@ -480,6 +509,7 @@ fn keys_expire_once_every_nonce_they_refuse_is_too_old() {
     let v = rt
         .block_on(
             RedisValidator::builder(Policy::Strict)
+                .response_timeout(TIMEOUT)
                 .url(&server.url())
                 .clock(clock.clone())
                 .max_past(Duration::from_secs(60))
@@ -495,8 +525,15 @@ fn keys_expire_once_every_nonce_they_refuse_is_too_old() {
     rt.block_on(v.validate("a", T0 + 3_000)).unwrap();
     let ttl: i64 = server.cli(&["PTTL", "{nonce:a}"]).trim().parse().unwrap();
     assert!(ttl > 62_000, "ttl {ttl}");
-    let unbounded =
-        rt.block_on(RedisValidator::builder(Policy::Strict).url(&server.url()).key_prefix("u").build()).unwrap();
+    let unbounded = rt
+        .block_on(
+            RedisValidator::builder(Policy::Strict)
+                .response_timeout(TIMEOUT)
+                .url(&server.url())
+                .key_prefix("u")
+                .build(),
+        )
+        .unwrap();
     rt.block_on(unbounded.validate("a", 5)).unwrap();
     assert_eq!(server.cli(&["PTTL", "{u:a}"]).trim(), "-1", "without time bounds keys do not expire");
     // an expired account's replays are all too old
