@@ -170,6 +170,15 @@ fn targets() -> [(&'static str, Maker); 6] {
     ]
 }
 
+/// A target for `accounts` accounts and one thread's traffic over them, the
+/// target primed with two nonces per account.
+fn prime(make: Maker, accounts: usize, reordered: bool) -> (Box<dyn Target>, Traffic) {
+    let target = make(accounts);
+    let mut traffic = Traffic::new(1, 1, accounts, reordered);
+    traffic.prime(&*target);
+    (target, traffic)
+}
+
 fn single(c: &mut Criterion) {
     for (group, accounts, reordered) in
         [("single/1k", 1_000usize, true), ("single/1M", 1_000_000, true), ("single/1M_in_order", 1_000_000, false)]
@@ -181,12 +190,7 @@ fn single(c: &mut Criterion) {
             // benchmarks its filter selects (several times, hence once-only)
             let mut primed: Option<(Box<dyn Target>, Traffic)> = None;
             g.bench_function(name, |b| {
-                let (target, traffic) = primed.get_or_insert_with(|| {
-                    let target = make(accounts);
-                    let mut traffic = Traffic::new(1, 1, accounts, reordered);
-                    traffic.prime(&*target);
-                    (target, traffic)
-                });
+                let (target, traffic) = primed.get_or_insert_with(|| prime(make, accounts, reordered));
                 b.iter(|| {
                     let (account, nonce) = traffic.next();
                     black_box(target.feed(account, nonce))
@@ -203,14 +207,10 @@ fn spaced(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     let work_alone: (&str, Maker) = ("baseline/work_alone", |_| Box::new(NoTable));
     for (name, make) in std::iter::once(work_alone).chain(targets()) {
+        // built and primed on first use, as in `single`
         let mut primed: Option<(Box<dyn Target>, Traffic)> = None;
         g.bench_function(name, |b| {
-            let (target, traffic) = primed.get_or_insert_with(|| {
-                let target = make(ACCOUNTS);
-                let mut traffic = Traffic::new(1, 1, ACCOUNTS, true);
-                traffic.prime(&*target);
-                (target, traffic)
-            });
+            let (target, traffic) = primed.get_or_insert_with(|| prime(make, ACCOUNTS, true));
             let zero = black_box(0); // not known to the compiler: the account waits for the work
             b.iter(|| {
                 let (account, nonce) = traffic.next();
