@@ -90,17 +90,11 @@ const WIDE: u64 = u64::MAX;
 /// A shard's store of `HighestK` values that span more than `u32::MAX`: one
 /// slot of `N` whole values per such account, reused once it goes back to
 /// offsets (or is dropped).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct WideValues<const N: usize> {
     slots: Vec<[u64; N]>,
     /// Slots no account uses.
     free: Vec<usize>,
-}
-
-impl<const N: usize> Default for WideValues<N> {
-    fn default() -> Self {
-        Self { slots: Vec::new(), free: Vec::new() }
-    }
 }
 
 impl<const N: usize> WideValues<N> {
