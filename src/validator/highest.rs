@@ -58,7 +58,9 @@ fn shift_in<V: Copy>(slots: &mut [V], pos: usize, n: V) {
 /// the last `k` of `N` inline slots, each a 32-bit offset above `base` (half
 /// the bytes of full values, so `HighestK(16)` fits an 88-byte bucket with its
 /// key and floor). An empty slot is 0 (never an offset: `base` is below every
-/// value), so empties sort first and the state needs no length.
+/// value), so empties sort first and the state needs no length. The `N - k`
+/// slots before the live ones are dead: the common insert moves the whole
+/// array, so they hold values that dropped out, and nothing reads them.
 ///
 /// `base` stays put while values climb (a new highest only shifts offsets),
 /// and moves to just below the minimum when a value does not fit above it.
@@ -134,6 +136,31 @@ impl<const N: usize, A> Highest<N, A> {
         N.saturating_sub(usize::try_from(k).unwrap_or(usize::MAX))
     }
 
+    /// [`State::admit`] for a nonce that is not a new highest or the one
+    /// just below it, or that does not fit an offset (out of line: its
+    /// binary search and `memmove` stay off the common path).
+    #[inline(never)]
+    fn admit_below_top(&mut self, n: u64, k: u64, side: &mut WideValues<N>) -> Result<(), Refusal>
+    where
+        A: Alignment,
+    {
+        if n > self.base {
+            if let Ok(off) = u32::try_from(n - self.base) {
+                // as `check` then `record` take it, locating `off` once
+                let slots = &mut self.offs[Self::first_live(k)..];
+                let place = locate(slots, off);
+                verdict(place)?;
+                if let Err(pos @ 1..) = place {
+                    shift_in(slots, pos, off);
+                }
+                return Ok(());
+            }
+        }
+        self.check(n, k, side)?;
+        self.record(n, k, side);
+        Ok(())
+    }
+
     /// The index of this state's slot in the shard's [`WideValues`], if wide.
     fn wide_slot(&self) -> Option<usize> {
         (self.base == WIDE).then(|| {
@@ -155,9 +182,36 @@ impl<const N: usize, A> Highest<N, A> {
         }
     }
 
-    /// Every slot as a full value, ascending (0: empty).
-    fn values(&self, side: &WideValues<N>) -> [u64; N] {
-        std::array::from_fn(|i| self.value(i, side))
+    /// Every slot as a full value, ascending (0: empty, and the slots before
+    /// the live ones for `k`, whatever they hold).
+    fn values(&self, k: u64, side: &WideValues<N>) -> [u64; N] {
+        let live = Self::first_live(k);
+        std::array::from_fn(|i| if i < live { 0 } else { self.value(i, side) })
+    }
+
+    /// A new highest `off` (above the top slot) or one just below it (above
+    /// the next): the slots below it move down one and `off` takes its place.
+    /// The whole array moves, dead slots before the live ones too (they are
+    /// never read: [`values`](Self::values) reads them as empty), so the
+    /// move's length is a constant and compiles to a few vector moves, not a
+    /// `memmove` call. `false`, changing nothing, anywhere else.
+    #[inline]
+    fn shift_near_top(&mut self, off: u32, live: usize) -> bool {
+        let Some(top) = N.checked_sub(1) else { return false };
+        if off > self.offs[top] {
+            self.offs.copy_within(1.., 0);
+            self.offs[top] = off;
+            return true;
+        }
+        match top.checked_sub(1) {
+            // the slot below the top is live, and off lies strictly between the two
+            Some(next) if next >= live && off < self.offs[top] && off > self.offs[next] => {
+                self.offs.copy_within(1..top, 0);
+                self.offs[next] = off;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Stores `values` (ascending, empties first): as offsets above just below
@@ -205,7 +259,7 @@ impl<const N: usize, A: Alignment> State for Highest<N, A> {
     fn check(&self, n: u64, k: u64, side: &WideValues<N>) -> Result<(), Refusal> {
         let live = Self::first_live(k);
         if self.base == WIDE {
-            return verdict(locate(&self.values(side)[live..], n));
+            return verdict(locate(&self.values(k, side)[live..], n));
         }
         let offs = &self.offs[live..];
         if n <= self.base {
@@ -220,23 +274,19 @@ impl<const N: usize, A: Alignment> State for Highest<N, A> {
             Err(_) => Ok(()), // above every value held
         }
     }
+    /// Inlined into the validator's hot path with its common case (a nonce
+    /// at or next to the top); everything else is out of line.
+    #[inline]
     fn admit(&mut self, n: u64, k: u64, side: &mut WideValues<N>) -> Result<(), Refusal> {
         // n > base: not wide (WIDE is u64::MAX), and above every value's base
         if n > self.base {
             if let Ok(off) = u32::try_from(n - self.base) {
-                // the common case, as `check` then `record` take it, locating `off` once
-                let slots = &mut self.offs[Self::first_live(k)..];
-                let place = locate(slots, off);
-                verdict(place)?;
-                if let Err(pos @ 1..) = place {
-                    shift_in(slots, pos, off);
+                if self.shift_near_top(off, Self::first_live(k)) {
+                    return Ok(());
                 }
-                return Ok(());
             }
         }
-        self.check(n, k, side)?;
-        self.record(n, k, side);
-        Ok(())
+        self.admit_below_top(n, k, side)
     }
     fn record(&mut self, n: u64, k: u64, side: &mut WideValues<N>) {
         let live = Self::first_live(k);
@@ -247,7 +297,7 @@ impl<const N: usize, A: Alignment> State for Highest<N, A> {
                 return;
             }
         }
-        let mut values = self.values(side);
+        let mut values = self.values(k, side);
         insert(&mut values[live..], n);
         self.store(&values, side);
     }
@@ -262,8 +312,8 @@ impl<const N: usize, A: Alignment> State for Highest<N, A> {
     fn side_bytes(side: &WideValues<N>) -> usize {
         side.slots.capacity() * std::mem::size_of::<[u64; N]>() + side.free.capacity() * std::mem::size_of::<usize>()
     }
-    fn snapshot(&self, _: u64, side: &WideValues<N>) -> Option<StateSnapshot> {
-        let values: Vec<u64> = self.values(side).into_iter().filter(|&n| n != 0).collect();
+    fn snapshot(&self, k: u64, side: &WideValues<N>) -> Option<StateSnapshot> {
+        let values: Vec<u64> = self.values(k, side).into_iter().filter(|&n| n != 0).collect();
         (!values.is_empty()).then_some(StateSnapshot::HighestK { values })
     }
 }
