@@ -1,5 +1,7 @@
 //! The RFC 6479 ring alone against a `BTreeSet` of every accepted nonce; for
-//! widths up to 64 the inline ring too, which must agree with the boxed one.
+//! widths up to 64 the inline ring too, which must agree with the boxed one;
+//! and a third window fed by `admit`, which must stay equal to the one fed by
+//! `check` then `record`.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -34,6 +36,7 @@ fuzz_target!(|input: Input| {
     let w = if input.wide { 8128 } else { u64::from(input.width % 520) + 1 };
     let mut win = Window::<Boxed>::new();
     let mut inline = Window::<Inline<2>>::new();
+    let mut admitted = Window::<Boxed>::new();
     let mut seen = BTreeSet::new();
     for (mv, record) in &input.moves {
         let highest: Option<u64> = seen.last().copied();
@@ -54,6 +57,9 @@ fuzz_target!(|input: Input| {
         if w <= 64 {
             assert_eq!(inline.check(n, w), expected, "inline: w {w} highest {highest:?} n {n}");
         }
+        if *record {
+            assert_eq!(admitted.admit(n, w), expected, "admit: w {w} highest {highest:?} n {n}");
+        }
         if *record && expected.is_ok() {
             win.record(n, w);
             if w <= 64 {
@@ -63,6 +69,7 @@ fuzz_target!(|input: Input| {
             seen.insert(n);
         }
         assert_eq!(win.highest(), seen.last().copied());
+        assert!(admitted == win, "admit and check + record disagree: w {w} n {n}");
         // what the window still refuses is exactly the accepted values inside it
         // (listing a wide window costs O(w): checked at the end only)
         if w <= 600 {

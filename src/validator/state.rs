@@ -137,13 +137,14 @@ impl<R: Ring + RingAlign + Send + Sync + 'static> State for Window<R> {
         Window::highest(self)
     }
     fn check(&self, n: u64, w: u64, (): &()) -> Result<(), Refusal> {
-        Window::check(self, n, w).map_err(|v| match v {
-            WindowVerdict::TooLow => Refusal::TooLow,
-            WindowVerdict::Seen => Refusal::AlreadyUsed,
-        })
+        Window::check(self, n, w).map_err(refusal)
     }
     fn record(&mut self, n: u64, w: u64, (): &mut ()) {
         Window::record(self, n, w);
+    }
+    #[inline]
+    fn admit(&mut self, n: u64, w: u64, (): &mut ()) -> Result<(), Refusal> {
+        Window::admit(self, n, w).map_err(refusal)
     }
     fn heap_bytes(&self) -> usize {
         Window::heap_bytes(self)
@@ -155,6 +156,14 @@ impl<R: Ring + RingAlign + Send + Sync + 'static> State for Window<R> {
     fn from_window(win: &Window, w: u64) -> Option<Self> {
         let (highest, low, ring) = win.parts(w);
         Window::from_parts(highest, low, ring.as_deref(), w)
+    }
+}
+
+/// The window's verdict as a state's refusal.
+fn refusal(verdict: WindowVerdict) -> Refusal {
+    match verdict {
+        WindowVerdict::TooLow => Refusal::TooLow,
+        WindowVerdict::Seen => Refusal::AlreadyUsed,
     }
 }
 

@@ -262,6 +262,58 @@ impl<R: Ring> Window<R> {
         }
     }
 
+    /// [`check`](Self::check), then [`record`](Self::record) if it accepted:
+    /// the validator's hot path. For heap storage, the dense case (a ring-less
+    /// window, `n` in the bitmap just above the run) is decided and recorded
+    /// here, inlined, and the rest is out of line; an inline ring's check and
+    /// record are inlined whole, as they were.
+    #[inline]
+    pub fn admit(&mut self, n: u64, w: u64) -> Result<(), WindowVerdict> {
+        if self.ring.pending().is_none() {
+            // storage without a ring-less mode (known at compile time)
+            self.check(n, w)?;
+            self.record(n, w);
+            return Ok(());
+        }
+        match self.admit_dense(n, w) {
+            Some(verdict) => verdict,
+            None => self.admit_sparse(n, w),
+        }
+    }
+
+    /// The dense case of [`admit`](Self::admit): `Some` of the verdict when
+    /// the window has no ring and `n` is inside it and within 64 above the
+    /// run (set in the bitmap if fresh); `None`, changing nothing, otherwise.
+    #[inline]
+    fn admit_dense(&mut self, n: u64, w: u64) -> Option<Result<(), WindowVerdict>> {
+        let highest = self.highest;
+        if highest == 0 || self.ring.words().is_some() {
+            return None;
+        }
+        let inside = if n > highest { n - highest <= w } else { highest - n <= w };
+        let (base, pending) = self.run();
+        if !inside || n <= base || n - base > 64 {
+            return None;
+        }
+        // n - base - 1 < 64; the bitmap's bits stop at the highest, so a set bit is seen
+        let mask = 1u64 << (n - base - 1);
+        if pending & mask != 0 {
+            return Some(Err(WindowVerdict::Seen));
+        }
+        let bits = pending | mask;
+        self.highest = highest.max(n);
+        self.ring.set_pending(bits.checked_shr(bits.trailing_ones()).unwrap_or(0));
+        Some(Ok(()))
+    }
+
+    /// [`admit`](Self::admit) off the dense case, out of line.
+    #[inline(never)]
+    fn admit_sparse(&mut self, n: u64, w: u64) -> Result<(), WindowVerdict> {
+        self.check(n, w)?;
+        self.record(n, w);
+        Ok(())
+    }
+
     /// The seen nonces still inside the window (what the window can still refuse), ascending.
     pub fn seen(&self, w: u64) -> Vec<u64> {
         if self.highest == 0 {
@@ -486,6 +538,46 @@ mod tests {
         win.record(97, w);
         assert_eq!(win.ring_len(), ring_words(w));
         assert_eq!(win.seen(w), vec![97, 99, 100]);
+    }
+
+    /// `admit` is `check`, then `record` on acceptance, for both storages, on
+    /// traffic that takes every path: the bitmap, the run growing down, the
+    /// ring built, jumps past the window, repeats and nonces below it.
+    #[test]
+    fn admit_is_check_then_record() {
+        for w in [1, 3, 64, 100, 8_128] {
+            let (mut boxed, mut admitted) = (Window::<Boxed>::new(), Window::<Boxed>::new());
+            let (mut inline, mut inline_admitted) = (Window::<Inline<2>>::new(), Window::<Inline<2>>::new());
+            let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ w;
+            let mut next = 1_000u64;
+            for _ in 0..20_000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // mostly swapped pairs just above the highest; some repeats, gaps, far jumps
+                let n = match x % 16 {
+                    0 => next.saturating_sub(x >> 8 & 0xFF).max(1),
+                    1 => next + 70 + (x >> 8) % 200,
+                    2 => next + w + 1 + (x >> 8) % 3,
+                    _ => next ^ 1,
+                };
+                next += (x >> 60 & 1) + 1;
+                let verdict = boxed.check(n, w);
+                assert_eq!(admitted.admit(n, w), verdict, "w {w} n {n}");
+                if verdict.is_ok() {
+                    boxed.record(n, w);
+                }
+                assert_eq!(admitted, boxed, "w {w} n {n}");
+                if w <= 64 {
+                    let verdict = inline.check(n, w);
+                    assert_eq!(inline_admitted.admit(n, w), verdict, "inline: w {w} n {n}");
+                    if verdict.is_ok() {
+                        inline.record(n, w);
+                    }
+                    assert_eq!(inline_admitted, inline, "inline: w {w} n {n}");
+                }
+            }
+        }
     }
 
     #[test]
