@@ -263,22 +263,46 @@ impl<R: Ring> Window<R> {
     }
 
     /// [`check`](Self::check), then [`record`](Self::record) if it accepted:
-    /// the validator's hot path. For heap storage, the dense case (a ring-less
-    /// window, `n` in the bitmap just above the run) is decided and recorded
-    /// here, inlined, and the rest is out of line; an inline ring's check and
-    /// record are inlined whole, as they were.
+    /// the validator's hot path. The common cases are decided and recorded
+    /// here, inlined: with a ring, a nonce inside the window and at most one
+    /// block above the highest's; without one (heap storage), a nonce in the
+    /// bitmap just above the run. The rest is out of line.
     #[inline]
     pub fn admit(&mut self, n: u64, w: u64) -> Result<(), WindowVerdict> {
-        if self.ring.pending().is_none() {
-            // storage without a ring-less mode (known at compile time)
-            self.check(n, w)?;
-            self.record(n, w);
-            return Ok(());
+        if let Some(verdict) = self.admit_near(n, w) {
+            return verdict;
         }
-        match self.admit_dense(n, w) {
-            Some(verdict) => verdict,
-            None => self.admit_sparse(n, w),
+        if let Some(verdict) = self.admit_dense(n, w) {
+            return verdict;
         }
+        self.admit_sparse(n, w)
+    }
+
+    /// The common case of a window with its ring built: `Some` of the
+    /// verdict when `n` is inside the window and at most one block above the
+    /// highest's (set in the ring if fresh); `None`, changing nothing,
+    /// otherwise. Whether `n` is above or below the highest (which alternates
+    /// under swapped pairs) only selects values here, it is not a branch.
+    #[inline]
+    fn admit_near(&mut self, n: u64, w: u64) -> Option<Result<(), WindowVerdict>> {
+        let highest = self.highest;
+        let ring = self.ring.words_mut()?;
+        let inside = if n > highest { n - highest <= w } else { highest - n <= w };
+        let (block, top_block) = (n / 64, highest / 64);
+        // highest / 64 < 2^58: the addition cannot overflow
+        if highest == 0 || !inside || block > top_block + 1 {
+            return None;
+        }
+        let (at, mask) = (slot(n, ring.len()), bit(n));
+        // entering the next block: its word still holds the block a ring's length back
+        let word = if block > top_block { 0 } else { ring[at] };
+        // no bit above the highest is ever set, so a set bit is a value seen
+        if word & mask != 0 {
+            return Some(Err(WindowVerdict::Seen));
+        }
+        ring[at] = word | mask;
+        self.highest = highest.max(n);
+        Some(Ok(()))
     }
 
     /// The dense case of [`admit`](Self::admit): `Some` of the verdict when
