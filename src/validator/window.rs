@@ -287,7 +287,7 @@ impl<R: Ring> Window<R> {
     fn admit_near(&mut self, n: u64, w: u64) -> Option<Result<(), WindowVerdict>> {
         let highest = self.highest;
         let ring = self.ring.words_mut()?;
-        let inside = if n > highest { n - highest <= w } else { highest - n <= w };
+        let inside = n.abs_diff(highest) <= w;
         let (block, top_block) = (n / 64, highest / 64);
         // highest / 64 < 2^58: the addition cannot overflow
         if highest == 0 || !inside || block > top_block + 1 {
@@ -314,7 +314,7 @@ impl<R: Ring> Window<R> {
         if highest == 0 || self.ring.words().is_some() {
             return None;
         }
-        let inside = if n > highest { n - highest <= w } else { highest - n <= w };
+        let inside = n.abs_diff(highest) <= w;
         let (base, pending) = self.run();
         if !inside || n <= base || n - base > 64 {
             return None;
