@@ -427,7 +427,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
         let presize = self.expected_accounts.div_ceil(shards);
         let mut tables = Vec::with_capacity(shards);
         for _ in 0..shards {
-            let mut table = Table::new(policy, per_shard, self.hasher.clone());
+            let mut table = Table::new(policy, per_shard, self.restore.is_some(), self.hasher.clone());
             table.try_reserve(presize).map_err(|e| {
                 BuildError::config(
                     "expected_accounts",

@@ -121,8 +121,8 @@ impl<const N: usize> WideValues<N> {
     }
 }
 
-/// The inline size classes: with a `u64` key, buckets of 64, 88, 128, 160
-/// and 192 bytes (64, 96, 128, 160, 192 with an LRU link).
+/// The inline size classes: with a `u64` key, buckets of 64, 80, 128, 160
+/// and 192 bytes (64, 96, 128, 160, 192 with an own floor and LRU link).
 pub(crate) type Highest8 = Highest<8, Align64>;
 pub(crate) type Highest16 = Highest<16, Align8>;
 pub(crate) type Highest24 = Highest<24, Align128>;
@@ -249,6 +249,7 @@ impl<const N: usize, A> Highest<N, A> {
 
 impl<const N: usize, A: Alignment> State for Highest<N, A> {
     type Align = A;
+    type OwnAlign = A;
     type Side = WideValues<N>;
     fn fresh(_: u64) -> Self {
         Highest { offs: [0; N], base: 0, _align: PhantomData }
@@ -325,6 +326,7 @@ pub(crate) struct HighestDeque(VecDeque<u64>);
 
 impl State for HighestDeque {
     type Align = Align32;
+    type OwnAlign = Align32;
     type Side = ();
     fn fresh(_: u64) -> Self {
         HighestDeque(VecDeque::new())

@@ -1,12 +1,13 @@
 //! One shard of a [`NonceValidator`](crate::NonceValidator): a hash table from
 //! account to its state (of the one type its policy uses), the states' side
 //! store, and, only when `max_accounts` is set, an intrusive LRU list in a
-//! slab of nodes (whose link only bounded shards' buckets carry: [`Link`]).
+//! slab of nodes (whose link only bounded shards' buckets carry, with the
+//! account's own floor: [`Extra`]).
 //! Plain single-threaded data; the validator locks it. The caller hashes each
 //! key once (that hash also chose the shard) and passes it in.
 
 use super::snapshot::{AccountSnapshot, StateSnapshot};
-use super::state::{Refusal, State};
+use super::state::{Alignment, Refusal, State};
 use super::Policy;
 use crate::error::Rejection;
 use hashbrown::HashTable;
@@ -15,38 +16,80 @@ use std::hash::{BuildHasher, Hash};
 
 const NIL: u32 = u32::MAX;
 
-/// A bucket's link into its shard's LRU list: [`Lru`] in a bounded shard,
-/// zero-sized [`NoLru`] in an unbounded one, so that accounts nobody evicts
-/// do not pay 4 bytes (8 with padding) each for a list they are not on.
-pub(super) trait Link: Copy + std::fmt::Debug + Send + Sync + 'static {
-    fn new(node: u32) -> Self;
-    /// The node (`NIL`: none).
+/// What a bucket keeps beside its state and key: the account's own floor and
+/// LRU node ([`OwnFloor`]), or nothing ([`Shared`]).
+///
+/// An account's floor is the validator's floor when it appeared (its state
+/// knows nothing at or below it). The validator's floor only rises when a
+/// bounded shard evicts, or at a restore; a validator with neither (the
+/// common case) keeps it at 0 for life, so its buckets need not carry a copy:
+/// 8 bytes (and a load from the bucket) less per account.
+pub(super) trait Extra: Copy + std::fmt::Debug + Send + Sync + 'static {
+    /// The alignment of a bucket of state `T` with this extra.
+    type Align<T: State>: Alignment;
+    /// For an account that appears now, while the validator's floor is `shared`.
+    fn fresh(shared: u64) -> Self;
+    /// For an account restored with its own floor `floor`; `None` when this
+    /// kind cannot keep that floor.
+    fn restored(floor: u64) -> Option<Self>;
+    /// The account's own floor; `None`: the validator's.
+    fn floor(self) -> Option<u64>;
+    /// Its LRU node (`NIL`: none).
     fn node(self) -> u32;
+    /// Puts it on the LRU list as `node` (only in bounded shards, which are [`OwnFloor`]).
+    fn set_node(&mut self, node: u32);
 }
 
-/// An LRU node index (`NIL` while the bucket is on no list).
+/// The account's own floor and its node in the shard's LRU list (`NIL` while
+/// on none): the buckets of bounded shards and of restored validators.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Lru(u32);
+pub(super) struct OwnFloor {
+    floor: u64,
+    node: u32,
+}
 
-impl Link for Lru {
-    fn new(node: u32) -> Self {
-        Lru(node)
+impl Extra for OwnFloor {
+    type Align<T: State> = T::OwnAlign;
+    fn fresh(shared: u64) -> Self {
+        OwnFloor { floor: shared, node: NIL }
+    }
+    fn restored(floor: u64) -> Option<Self> {
+        Some(OwnFloor { floor, node: NIL })
+    }
+    fn floor(self) -> Option<u64> {
+        Some(self.floor)
     }
     fn node(self) -> u32 {
-        self.0
+        self.node
+    }
+    fn set_node(&mut self, node: u32) {
+        self.node = node;
     }
 }
 
-/// No LRU list: an unbounded shard's buckets.
+/// Nothing: the account's floor is the validator's, which stays 0 where these
+/// are used (unbounded shards of a validator that was not restored), and
+/// there is no LRU list.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct NoLru;
+pub(super) struct Shared;
 
-impl Link for NoLru {
-    fn new(_: u32) -> Self {
-        NoLru
+impl Extra for Shared {
+    type Align<T: State> = T::Align;
+    fn fresh(_: u64) -> Self {
+        Shared
+    }
+    fn restored(floor: u64) -> Option<Self> {
+        // the validator's floor, 0 or above, refuses at least as much as this one
+        (floor == 0).then_some(Shared)
+    }
+    fn floor(self) -> Option<u64> {
+        None
     }
     fn node(self) -> u32 {
         NIL
+    }
+    fn set_node(&mut self, _: u32) {
+        debug_assert!(false, "a shard of `Shared` buckets has no LRU list");
     }
 }
 
@@ -54,48 +97,48 @@ impl Link for NoLru {
 /// its key, so that a lookup touches one bucket. `repr(C)` puts the key right
 /// after the state's last bytes, where `HighestK` keeps its highest values:
 /// the key comparison and the common check (a nonce at or near the top)
-/// read the same cache line. Each state sets its bucket's alignment
-/// (`State::Align`): 32 bytes keeps a 32-byte `Strict` bucket inside one cache
-/// line (at hashbrown's 16, half of them would straddle two lines);
-/// `HighestK`'s 64- and 128-byte buckets and the heap window's 64-byte bucket
-/// align to their size; `Window(w <= 64)`'s 48-byte bucket to 16 and
-/// `HighestK(9..=16)`'s 88-byte bucket to 8 (smaller beats aligned there:
-/// see the README's validator section).
+/// read the same cache line. Each state sets its bucket's alignment, with and
+/// without an own floor (`State::Align`, `State::OwnAlign`): `Strict`'s
+/// 16-byte bucket aligned to 16 and `Window(w <= 64)`'s 32-byte one to 32
+/// sit inside one cache line (with an own floor, 32 bytes aligned to 32 and 48
+/// to 16); `HighestK`'s 64- and 128-byte buckets and the heap window's 64-byte
+/// bucket align to their size; `HighestK(9..=16)`'s 80- or 96-byte bucket to 8
+/// (smaller beats aligned there: see the README's validator section).
 #[derive(Debug)]
 #[repr(C)]
-pub(super) struct Entry<K, T: State, L: Link> {
+pub(super) struct Entry<K, T: State, E: Extra> {
     /// Zero-sized: raises the bucket's alignment to what the state asks for.
-    _align: T::Align,
+    _align: E::Align<T>,
     state: T,
     key: K,
-    /// The floor when this account (re)appeared: its state knows nothing at or
-    /// below it, so everything there is refused.
-    floor: u64,
-    /// Its node in the shard's LRU list, in bounded shards only.
-    link: L,
+    /// The account's own floor and LRU node, where the shard keeps them.
+    extra: E,
 }
 
-impl<K, T: State, L: Link> Entry<K, T, L> {
-    fn new(key: K, state: T, floor: u64) -> Self {
-        Self { _align: T::Align::default(), state, key, floor, link: L::new(NIL) }
+impl<K, T: State, E: Extra> Entry<K, T, E> {
+    fn new(key: K, state: T, extra: E) -> Self {
+        Self { _align: Default::default(), state, key, extra }
     }
 
-    /// The verdict for `nonce`, with the number the client must move past.
-    fn verdict(&self, nonce: u64, param: u64, side: &T::Side) -> Result<(), Rejection> {
-        let refusal = if nonce <= self.floor { Err(Refusal::TooLow) } else { self.state.check(nonce, param, side) };
-        refusal.map_err(|r| self.rejection(r, nonce, side))
+    /// The verdict for `nonce`, with the number the client must move past;
+    /// `shared` is the validator's floor.
+    fn verdict(&self, nonce: u64, param: u64, side: &T::Side, shared: u64) -> Result<(), Rejection> {
+        let floor = self.extra.floor().unwrap_or(shared);
+        let refusal = if nonce <= floor { Err(Refusal::TooLow) } else { self.state.check(nonce, param, side) };
+        refusal.map_err(|r| self.rejection(r, nonce, side, floor))
     }
 
     /// The verdict for `nonce`, recorded if it is accepted.
-    fn admit(&mut self, nonce: u64, param: u64, side: &mut T::Side) -> Result<(), Rejection> {
-        let refusal = if nonce <= self.floor { Err(Refusal::TooLow) } else { self.state.admit(nonce, param, side) };
-        refusal.map_err(|r| self.rejection(r, nonce, side))
+    fn admit(&mut self, nonce: u64, param: u64, side: &mut T::Side, shared: u64) -> Result<(), Rejection> {
+        let floor = self.extra.floor().unwrap_or(shared);
+        let refusal = if nonce <= floor { Err(Refusal::TooLow) } else { self.state.admit(nonce, param, side) };
+        refusal.map_err(|r| self.rejection(r, nonce, side, floor))
     }
 
-    /// The rejection for a refused `nonce` (the state unchanged).
-    fn rejection(&self, r: Refusal, nonce: u64, side: &T::Side) -> Rejection {
+    /// The rejection for a refused `nonce` (the state unchanged) under the account's `floor`.
+    fn rejection(&self, r: Refusal, nonce: u64, side: &T::Side, floor: u64) -> Rejection {
         // a value the client can move past: the highest accepted or the floor, whichever is higher
-        let last_nonce = self.state.highest(side).unwrap_or(0).max(self.floor);
+        let last_nonce = self.state.highest(side).unwrap_or(0).max(floor);
         match r {
             Refusal::AlreadyUsed => Rejection::AlreadyUsed { last_nonce, attempted_nonce: nonce },
             Refusal::TooLow => Rejection::TooLow { last_nonce, attempted_nonce: nonce },
@@ -117,9 +160,9 @@ struct Node<K> {
 pub(super) type Evicted = Option<u64>;
 
 /// The accounts whose keys hash to one shard, each with a state of type `T`
-/// and a link of type `L` (an [`Lru`] node exactly when `capacity` is set).
-pub(super) struct Shard<K, S, T: State, L: Link> {
-    table: HashTable<Entry<K, T, L>>,
+/// and the extra `E` ([`OwnFloor`] whenever `capacity` is set).
+pub(super) struct Shard<K, S, T: State, E: Extra> {
+    table: HashTable<Entry<K, T, E>>,
     /// What the states keep outside their buckets.
     side: T::Side,
     /// Rehashes keys when the table grows or an account is evicted (the
@@ -134,23 +177,25 @@ pub(super) struct Shard<K, S, T: State, L: Link> {
     capacity: Option<usize>,
 }
 
-impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T, NoLru> {
-    /// A shard that tracks every account it sees.
+impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T, Shared> {
+    /// A shard that tracks every account it sees, in a validator whose floor
+    /// never rises (no eviction, no restore).
     pub(super) fn unbounded(param: u64, hasher: S) -> Self {
         Self::new(param, None, hasher)
     }
 }
 
-impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T, Lru> {
-    /// A shard that tracks at most `capacity` accounts, evicting the least
-    /// recently active.
-    pub(super) fn bounded(param: u64, capacity: usize, hasher: S) -> Self {
-        Self::new(param, Some(capacity), hasher)
+impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T, OwnFloor> {
+    /// A shard whose accounts keep their own floors: it tracks at most
+    /// `capacity` accounts, evicting the least recently active (`None`:
+    /// every account, as in a restored validator).
+    pub(super) fn own_floors(param: u64, capacity: Option<usize>, hasher: S) -> Self {
+        Self::new(param, capacity, hasher)
     }
 }
 
-impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, L: Link> Shard<K, S, T, L> {
-    /// Only through `bounded` and `unbounded`: a capacity comes with a link.
+impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, E: Extra> Shard<K, S, T, E> {
+    /// Only through `unbounded` and `own_floors`: a capacity comes with an LRU node.
     fn new(param: u64, capacity: Option<usize>, hasher: S) -> Self {
         let (table, side) = (HashTable::new(), T::Side::default());
         Self { table, side, hasher, param, lru: Vec::new(), head: NIL, tail: NIL, capacity }
@@ -163,7 +208,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, L: Link> Shard<K, S, T, L> 
         self.table.try_reserve(n, |e| hasher.hash_one(&e.key)).map_err(|e| format!("{e:?}"))
     }
 
-    fn find<Q>(&self, hash: u64, account: &Q) -> Option<&Entry<K, T, L>>
+    fn find<Q>(&self, hash: u64, account: &Q) -> Option<&Entry<K, T, E>>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
@@ -172,14 +217,14 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, L: Link> Shard<K, S, T, L> 
     }
 
     /// The verdict for `nonce` on `account` (whose hash is `hash`); changes
-    /// nothing. `floor` is the floor for accounts this shard does not track.
+    /// nothing. `floor` is the validator's floor.
     pub(super) fn check<Q>(&self, hash: u64, account: &Q, nonce: u64, floor: u64) -> Result<(), Rejection>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
         match self.find(hash, account) {
-            Some(entry) => entry.verdict(nonce, self.param, &self.side),
+            Some(entry) => entry.verdict(nonce, self.param, &self.side, floor),
             None if nonce <= floor => Err(Rejection::TooLow { last_nonce: floor, attempted_nonce: nonce }),
             None => Ok(()),
         }
@@ -196,8 +241,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, L: Link> Shard<K, S, T, L> 
     {
         let param = self.param;
         if let Some(entry) = self.table.find_mut(hash, |e| e.key.borrow() == account) {
-            entry.admit(nonce, param, &mut self.side)?;
-            let node = entry.link.node();
+            entry.admit(nonce, param, &mut self.side, floor)?;
+            let node = entry.extra.node();
             if node != NIL {
                 self.touch(node);
             }
@@ -220,7 +265,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, L: Link> Shard<K, S, T, L> 
         }
         let mut state = T::fresh(self.param);
         state.record(nonce, self.param, &mut self.side);
-        Ok(self.insert(hash, Entry::new(account.to_owned(), state, floor)))
+        Ok(self.insert(hash, Entry::new(account.to_owned(), state, E::fresh(floor))))
     }
 
     pub(super) fn highest<Q>(&self, hash: u64, account: &Q) -> Option<u64>
@@ -235,17 +280,18 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, L: Link> Shard<K, S, T, L> 
         self.table.len()
     }
 
-    /// Appends every tracked account that accepted something to `out`.
-    pub(super) fn snapshot_into(&self, out: &mut Vec<AccountSnapshot<K>>) {
+    /// Appends every tracked account that accepted something to `out`;
+    /// `shared` is the validator's floor.
+    pub(super) fn snapshot_into(&self, out: &mut Vec<AccountSnapshot<K>>, shared: u64) {
         out.extend(self.table.iter().filter_map(|e| {
             let state = e.state.snapshot(self.param, &self.side)?;
-            Some(AccountSnapshot { account: e.key.clone(), floor: e.floor, state })
+            Some(AccountSnapshot { account: e.key.clone(), floor: e.extra.floor().unwrap_or(shared), state })
         }));
     }
 
     /// Tracks `key` (hash `hash`) with the state `snap` rebuilt under this
-    /// shard's policy; `from` is the policy the snapshot was taken under.
-    /// Returns what an eviction handed back.
+    /// shard's policy and its own `floor`; `from` is the policy the snapshot
+    /// was taken under. Returns what an eviction handed back.
     pub(super) fn restore(
         &mut self,
         hash: u64,
@@ -258,13 +304,15 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, L: Link> Shard<K, S, T, L> 
         if self.find(hash, &key).is_some() {
             return Err("it appears twice".to_owned());
         }
+        // a restored validator's shards keep own floors; this refusal is the fail-closed guard
+        let extra = E::restored(floor).ok_or_else(|| format!("its floor {floor} needs a shard that keeps floors"))?;
         let state = snap.rebuild::<T>(from, self.param, ceiling, &mut self.side)?;
-        Ok(self.insert(hash, Entry::new(key, state, floor)))
+        Ok(self.insert(hash, Entry::new(key, state, extra)))
     }
 
     /// Tracks a new account, evicting the least recently active one when full;
-    /// returns the evicted account's highest nonce.
-    fn insert(&mut self, hash: u64, mut entry: Entry<K, T, L>) -> Evicted {
+    /// returns the evicted account's highest nonce (or its floor, if higher).
+    fn insert(&mut self, hash: u64, mut entry: Entry<K, T, E>) -> Evicted {
         let mut evicted = None;
         if let Some(capacity) = self.capacity {
             let limit = capacity.min(NIL as usize - 1);
@@ -274,7 +322,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, L: Link> Shard<K, S, T, L> 
                 let old_hash = self.hasher.hash_one(&old_key);
                 if let Ok(occupied) = self.table.find_entry(old_hash, |e| e.key == old_key) {
                     let (old, _) = occupied.remove();
-                    evicted = old.state.highest(&self.side).map(|h| h.max(old.floor));
+                    evicted = old.state.highest(&self.side).map(|h| old.extra.floor().map_or(h, |f| h.max(f)));
                     old.state.release(&mut self.side);
                 }
                 self.touch(victim);
@@ -285,7 +333,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, L: Link> Shard<K, S, T, L> 
                 self.push_front(i);
                 i
             };
-            entry.link = L::new(node);
+            entry.extra.set_node(node);
         }
         let hasher = &self.hasher;
         self.table.insert_unique(hash, entry, |e| hasher.hash_one(&e.key));
@@ -338,17 +386,17 @@ mod tests {
     use crate::validator::state::Strict;
     use std::collections::hash_map::RandomState;
 
-    fn shard<T: State>(param: u64) -> Shard<u32, RandomState, T, NoLru> {
+    fn shard<T: State>(param: u64) -> Shard<u32, RandomState, T, Shared> {
         Shard::unbounded(param, RandomState::new())
     }
 
-    fn h<L: Link>(s: &Shard<u32, RandomState, impl State, L>, k: u32) -> u64 {
+    fn h<E: Extra>(s: &Shard<u32, RandomState, impl State, E>, k: u32) -> u64 {
         s.hasher.hash_one(k)
     }
 
     #[test]
     fn lru_evicts_the_least_recently_active_account() {
-        let mut s = Shard::<u32, _, Strict, Lru>::bounded(0, 2, RandomState::new());
+        let mut s = Shard::<u32, _, Strict, OwnFloor>::own_floors(0, Some(2), RandomState::new());
         for (k, n, evicted) in [(1, 10, None), (2, 20, None), (1, 11, None), (3, 30, Some(20))] {
             // 1 is the most recent after its second nonce, so 3 evicts 2
             assert_eq!(s.validate(h(&s, k), &k, n, 0), Ok(evicted));
@@ -364,7 +412,7 @@ mod tests {
     /// per tracked account, however many come and go.
     #[test]
     fn evicting_a_wide_account_frees_its_side_slot() {
-        let mut s = Shard::<u32, _, Highest8, Lru>::bounded(2, 2, RandomState::new());
+        let mut s = Shard::<u32, _, Highest8, OwnFloor>::own_floors(2, Some(2), RandomState::new());
         let far = 1 << 40;
         for k in 0..10u32 {
             for n in [7, far] {
@@ -384,15 +432,16 @@ mod tests {
 
     #[test]
     fn too_low_reports_the_floor_when_it_is_above_the_highest() {
-        let mut s = shard::<Highest8>(4);
-        s.insert(h(&s, 7), Entry::new(7, Highest8::fresh(4), 1_000));
+        let own = |floor| OwnFloor::restored(floor).expect("an own floor keeps any floor");
+        let mut s = Shard::<u32, _, Highest8, OwnFloor>::own_floors(4, None, RandomState::new());
+        s.insert(h(&s, 7), Entry::new(7, Highest8::fresh(4), own(1_000)));
         assert_eq!(s.validate(h(&s, 7), &7, 1_001, 0), Ok(None));
         // the floor (1 000) is below the highest (1 001) here; a refusal names the higher
         assert_eq!(s.check(h(&s, 7), &7, 500, 0), Err(Rejection::TooLow { last_nonce: 1_001, attempted_nonce: 500 }));
-        let mut s = shard::<Strict>(0);
+        let mut s = Shard::<u32, _, Strict, OwnFloor>::own_floors(0, None, RandomState::new());
         let mut state = Strict::fresh(0);
         state.record(5, 0, &mut ());
-        s.insert(h(&s, 8), Entry::new(8, state, 9_000)); // a guarded restore: floor far above the highest
+        s.insert(h(&s, 8), Entry::new(8, state, own(9_000))); // a guarded restore: floor far above the highest
         assert_eq!(s.check(h(&s, 8), &8, 6, 0), Err(Rejection::TooLow { last_nonce: 9_000, attempted_nonce: 6 }));
     }
 
@@ -405,19 +454,39 @@ mod tests {
         assert_eq!(s.check(h(&s, 1), &1, 5, 0), Err(Rejection::AlreadyUsed { last_nonce: 5, attempted_nonce: 5 }));
     }
 
+    /// A bucket without its own floor reads the validator's on every verdict
+    /// (were it ever raised, it would refuse at least what an own copy
+    /// would), and cannot take a restored account's floor above 0.
+    #[test]
+    fn shared_buckets_read_the_validators_floor() {
+        let mut s = shard::<Strict>(0);
+        assert_eq!(s.validate(h(&s, 1), &1, 10, 0), Ok(None));
+        assert_eq!(s.check(h(&s, 1), &1, 12, 15), Err(Rejection::TooLow { last_nonce: 15, attempted_nonce: 12 }));
+        assert_eq!(s.validate(h(&s, 1), &1, 20, 25), Err(Rejection::TooLow { last_nonce: 25, attempted_nonce: 20 }));
+        assert_eq!(s.validate(h(&s, 1), &1, 30, 25), Ok(None));
+        let snap = StateSnapshot::Strict { last: 7 };
+        assert!(s.restore(h(&s, 2), 2, &snap, Policy::Strict, 5, u64::MAX).is_err());
+        assert_eq!(s.restore(h(&s, 2), 2, &snap, Policy::Strict, 0, u64::MAX), Ok(None));
+        let mut out = Vec::new();
+        s.snapshot_into(&mut out, 3);
+        out.sort_by_key(|a| a.account);
+        assert_eq!(out.iter().map(|a| (a.account, a.floor)).collect::<Vec<_>>(), [(1, 3), (2, 3)]);
+    }
+
     /// The bucket holds the key and the entry: its size is the memory per
-    /// account. A bounded shard's bucket adds the LRU link (4 bytes, often
-    /// in what was padding).
+    /// account. A bucket with an own floor adds it and the LRU link (12 bytes,
+    /// partly in what was padding).
     #[test]
     fn entries_are_as_small_as_their_state() {
         use crate::validator::state::{BigWindow, SmallWindow};
         fn layout<T: State>() -> [(usize, usize); 2] {
-            let unbounded = (std::mem::size_of::<Entry<u64, T, NoLru>>(), std::mem::align_of::<Entry<u64, T, NoLru>>());
-            let bounded = (std::mem::size_of::<Entry<u64, T, Lru>>(), std::mem::align_of::<Entry<u64, T, Lru>>());
-            [unbounded, bounded]
+            let shared = (std::mem::size_of::<Entry<u64, T, Shared>>(), std::mem::align_of::<Entry<u64, T, Shared>>());
+            let own = (std::mem::size_of::<Entry<u64, T, OwnFloor>>(), std::mem::align_of::<Entry<u64, T, OwnFloor>>());
+            [shared, own]
         }
-        assert_eq!(layout::<Strict>(), [(32, 32), (32, 32)]);
-        // HighestK's size classes: 64 and 128 aligned to their size; 88 to 8 (96 bounded)
+        // the state and the key: 16 bytes for `Strict`, as a bare map's `(u64, u64)`
+        assert_eq!(layout::<Strict>(), [(16, 16), (32, 32)]);
+        // HighestK's size classes: 64 and 128 aligned to their size; 80 to 8 (96 with an own floor)
         let sizes = [
             layout::<Highest8>(),
             layout::<Highest16>(),
@@ -429,14 +498,15 @@ mod tests {
             sizes,
             [
                 [(64, 64), (64, 64)],
-                [(88, 8), (96, 8)],
+                [(80, 8), (96, 8)],
                 [(128, 128), (128, 128)],
                 [(160, 32), (160, 32)],
                 [(192, 64), (192, 64)]
             ]
         );
-        // a heap window's bucket is one whole cache line; an inline one is 48 bytes
-        assert_eq!(layout::<SmallWindow>(), [(48, 16), (48, 16)]);
+        // a heap window's bucket is one whole cache line, and so is an inline
+        // one (48 bytes with an own floor)
+        assert_eq!(layout::<SmallWindow>(), [(32, 32), (48, 16)]);
         assert_eq!(layout::<BigWindow>(), [(64, 64), (64, 64)]);
     }
 }

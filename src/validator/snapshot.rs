@@ -233,7 +233,10 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
         let clean_shutdown = self.closed.load(Ordering::Relaxed);
         let mut accounts = Vec::new();
         for locked in self.shards.iter() {
-            locked.lock().table.snapshot_into(&mut accounts);
+            let locked = locked.lock();
+            // Relaxed: read under the shard lock, as in `validate` (the accounts that
+            // share it read it there)
+            locked.table.snapshot_into(&mut accounts, self.floor.load(Ordering::Relaxed));
         }
         ValidatorSnapshot {
             version: SNAPSHOT_VERSION,

@@ -24,6 +24,9 @@ pub(crate) enum Refusal {
 pub(crate) trait State: Sized + Send + Sync + 'static {
     /// The alignment of this state's table bucket (one of the `Align*` types).
     type Align: Alignment;
+    /// The same for a bucket that also keeps the account's own floor and LRU
+    /// node (12 bytes more: see the shard's `Extra`).
+    type OwnAlign: Alignment;
     /// The shard's store shared by its states (`()` when they need none).
     type Side: Default + std::fmt::Debug + Send + Sync + 'static;
     /// An empty state: nothing accepted yet.
@@ -62,7 +65,9 @@ pub(crate) trait State: Sized + Send + Sync + 'static {
 pub(crate) struct Strict(u64);
 
 impl State for Strict {
-    type Align = Align32;
+    // 16 bytes with the key, 32 with an own floor: each in one cache line
+    type Align = Align16;
+    type OwnAlign = Align32;
     type Side = ();
     fn fresh(_: u64) -> Self {
         Strict(0)
@@ -114,21 +119,26 @@ impl Alignment for Align64 {}
 pub(crate) struct Align128;
 impl Alignment for Align128 {}
 
-/// The bucket alignment for a window kept in each ring storage.
+/// The bucket alignments for a window kept in each ring storage.
 pub(crate) trait RingAlign {
     type Align: Alignment;
+    type OwnAlign: Alignment;
 }
 impl RingAlign for Boxed {
-    // the heap window's 64-byte bucket in one cache line, not half of them across two
+    // the heap window's bucket (48 bytes, 64 with an own floor) in one cache line
     type Align = Align64;
+    type OwnAlign = Align64;
 }
 impl<const N: usize> RingAlign for Inline<N> {
-    // `Window(64)`'s 48-byte bucket: 16-aligned (32 would pad it to 64 bytes)
-    type Align = Align16;
+    // `Window(64)`'s 32-byte bucket in one cache line; with an own floor 48
+    // bytes, 16-aligned (32 would pad it to 64 bytes)
+    type Align = Align32;
+    type OwnAlign = Align16;
 }
 
 impl<R: Ring + RingAlign + Send + Sync + 'static> State for Window<R> {
     type Align = R::Align;
+    type OwnAlign = R::OwnAlign;
     type Side = ();
     fn fresh(_: u64) -> Self {
         Window::new()

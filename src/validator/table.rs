@@ -1,10 +1,11 @@
 //! Which state type each policy's accounts use, and the dispatch: a shard's
 //! table is one of these, chosen once at build time (by the policy, and by
-//! whether `max_accounts` bounds it), so the hot path is monomorphized per
-//! state type behind one `match`.
+//! whether its accounts keep their own floors: when `max_accounts` bounds it,
+//! or it is restored), so the hot path is monomorphized per state type behind
+//! one `match`.
 
 use super::highest::{Highest16, Highest24, Highest32, Highest40, Highest8, HighestDeque};
-use super::shard::{Evicted, Lru, NoLru, Shard};
+use super::shard::{Evicted, OwnFloor, Shard, Shared};
 use super::snapshot::{AccountSnapshot, StateSnapshot};
 use super::state::{BigWindow, SmallWindow, Strict};
 use super::window::ring_words;
@@ -13,16 +14,18 @@ use crate::error::Rejection;
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 
-/// Declares the table enum, one variant per state type for unbounded shards
-/// (buckets without an LRU link) and one `..Lru` variant per state type for
-/// bounded ones, and `each!`, which runs an expression on whichever it is.
+/// Declares the table enum, one variant per state type for shards whose
+/// accounts share the validator's floor (no floor or LRU link per bucket) and
+/// one `..Own` variant per state type for the others, and `each!`, which
+/// runs an expression on whichever it is.
 macro_rules! tables {
-    ($($state:ident, $bounded:ident;)*) => {
-        /// One shard, typed by its policy's state and by whether it is bounded.
+    ($($state:ident, $own:ident;)*) => {
+        /// One shard, typed by its policy's state and by whether its accounts
+        /// keep their own floors.
         pub(super) enum Table<K, S> {
             $(
-                $state(Shard<K, S, $state, NoLru>),
-                $bounded(Shard<K, S, $state, Lru>),
+                $state(Shard<K, S, $state, Shared>),
+                $own(Shard<K, S, $state, OwnFloor>),
             )*
         }
 
@@ -30,19 +33,20 @@ macro_rules! tables {
         macro_rules! each {
             ($table:expr, $s:ident => $body:expr) => {
                 match $table {
-                    $(Table::$state($s) => $body, Table::$bounded($s) => $body,)*
+                    $(Table::$state($s) => $body, Table::$own($s) => $body,)*
                 }
             };
         }
 
         impl<K: Hash + Eq + Clone, S: BuildHasher> Table<K, S> {
             /// An empty shard of state `class`, tracking at most `capacity`
-            /// accounts (`None`: every account).
-            fn of(class: Class, param: u64, capacity: Option<usize>, hasher: S) -> Self {
-                match (class, capacity) {
+            /// accounts (`None`: every account); `own_floors` gives each
+            /// account its own floor (always with a `capacity`).
+            fn of(class: Class, param: u64, capacity: Option<usize>, own_floors: bool, hasher: S) -> Self {
+                match (class, own_floors || capacity.is_some()) {
                     $(
-                        (Class::$state, None) => Table::$state(Shard::unbounded(param, hasher)),
-                        (Class::$state, Some(c)) => Table::$bounded(Shard::bounded(param, c, hasher)),
+                        (Class::$state, false) => Table::$state(Shard::unbounded(param, hasher)),
+                        (Class::$state, true) => Table::$own(Shard::own_floors(param, capacity, hasher)),
                     )*
                 }
             }
@@ -57,20 +61,23 @@ macro_rules! tables {
 }
 
 tables! {
-    Strict, StrictLru;
-    Highest8, Highest8Lru;
-    Highest16, Highest16Lru;
-    Highest24, Highest24Lru;
-    Highest32, Highest32Lru;
-    Highest40, Highest40Lru;
-    HighestDeque, HighestDequeLru;
-    SmallWindow, SmallWindowLru;
-    BigWindow, BigWindowLru;
+    Strict, StrictOwn;
+    Highest8, Highest8Own;
+    Highest16, Highest16Own;
+    Highest24, Highest24Own;
+    Highest32, Highest32Own;
+    Highest40, Highest40Own;
+    HighestDeque, HighestDequeOwn;
+    SmallWindow, SmallWindowOwn;
+    BigWindow, BigWindowOwn;
 }
 
 impl<K: Hash + Eq + Clone, S: BuildHasher> Table<K, S> {
-    /// An empty shard for `policy` (already checked).
-    pub(super) fn new(policy: Policy, capacity: Option<usize>, hasher: S) -> Self {
+    /// An empty shard for `policy` (already checked), tracking at most
+    /// `capacity` accounts. Its accounts keep their own floors when it is
+    /// bounded or `restored`; otherwise the validator's floor never rises
+    /// (only an eviction or a restore raises it) and they share it.
+    pub(super) fn new(policy: Policy, capacity: Option<usize>, restored: bool, hasher: S) -> Self {
         let (class, param) = match policy {
             Policy::Strict => (Class::Strict, 0),
             Policy::HighestK(k) => {
@@ -87,7 +94,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Table<K, S> {
             Policy::Window(w) if ring_words(w) == 2 => (Class::SmallWindow, w),
             Policy::Window(w) => (Class::BigWindow, w),
         };
-        Self::of(class, param, capacity, hasher)
+        Self::of(class, param, capacity, restored, hasher)
     }
 
     pub(super) fn check<Q>(&self, hash: u64, account: &Q, nonce: u64, floor: u64) -> Result<(), Rejection>
@@ -131,8 +138,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Table<K, S> {
         each!(self, s => s.heap_bytes())
     }
 
-    pub(super) fn snapshot_into(&self, out: &mut Vec<AccountSnapshot<K>>) {
-        each!(self, s => s.snapshot_into(out))
+    pub(super) fn snapshot_into(&self, out: &mut Vec<AccountSnapshot<K>>, shared: u64) {
+        each!(self, s => s.snapshot_into(out, shared))
     }
 
     pub(super) fn restore(
