@@ -1,8 +1,9 @@
 //! One shard of a [`NonceValidator`](crate::NonceValidator): a hash table from
 //! account to its state (of the one type its policy uses), the states' side
 //! store, and, only when `max_accounts` is set, an intrusive LRU list in a
-//! slab of nodes (whose link only bounded shards' buckets carry, with the
-//! account's own floor: [`Extra`]).
+//! slab of nodes. Each bucket's link into that list and the account's own
+//! floor are kept only where they can matter (bounded or restored shards:
+//! [`Extra`]).
 //! Plain single-threaded data; the validator locks it. The caller hashes each
 //! key once (that hash also chose the shard) and passes it in.
 
