@@ -121,17 +121,22 @@ impl<K, T: State, E: Extra> Entry<K, T, E> {
         Self { _align: Default::default(), state, key, extra }
     }
 
+    /// The account's floor: its own, or `shared`, the validator's.
+    fn floor(&self, shared: u64) -> u64 {
+        self.extra.floor().unwrap_or(shared)
+    }
+
     /// The verdict for `nonce`, with the number the client must move past;
     /// `shared` is the validator's floor.
     fn verdict(&self, nonce: u64, param: u64, side: &T::Side, shared: u64) -> Result<(), Rejection> {
-        let floor = self.extra.floor().unwrap_or(shared);
+        let floor = self.floor(shared);
         let refusal = if nonce <= floor { Err(Refusal::TooLow) } else { self.state.check(nonce, param, side) };
         refusal.map_err(|r| self.rejection(r, nonce, side, floor))
     }
 
     /// The verdict for `nonce`, recorded if it is accepted.
     fn admit(&mut self, nonce: u64, param: u64, side: &mut T::Side, shared: u64) -> Result<(), Rejection> {
-        let floor = self.extra.floor().unwrap_or(shared);
+        let floor = self.floor(shared);
         let refusal = if nonce <= floor { Err(Refusal::TooLow) } else { self.state.admit(nonce, param, side) };
         refusal.map_err(|r| self.rejection(r, nonce, side, floor))
     }
@@ -286,7 +291,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, E: Extra> Shard<K, S, T, E>
     pub(super) fn snapshot_into(&self, out: &mut Vec<AccountSnapshot<K>>, shared: u64) {
         out.extend(self.table.iter().filter_map(|e| {
             let state = e.state.snapshot(self.param, &self.side)?;
-            Some(AccountSnapshot { account: e.key.clone(), floor: e.extra.floor().unwrap_or(shared), state })
+            Some(AccountSnapshot { account: e.key.clone(), floor: e.floor(shared), state })
         }));
     }
 
