@@ -58,9 +58,10 @@ fn shift_in<V: Copy>(slots: &mut [V], pos: usize, n: V) {
 /// the last `k` of `N` inline slots, each a 32-bit offset above `base` (half
 /// the bytes of full values, so `HighestK(16)` fits an 80-byte bucket with its
 /// key, 96 with an own floor). An empty slot is 0 (never an offset: `base` is
-/// below every value), so empties sort first and the state needs no length. The `N - k`
-/// slots before the live ones are dead: the common insert moves the whole
-/// array, so they hold values that dropped out, and nothing reads them.
+/// below every value), so empties sort first and the state needs no length.
+/// The `N - k` slots before the live ones are dead: the common insert moves
+/// the whole array, so they hold values that dropped out, and nothing reads
+/// them.
 ///
 /// `base` stays put while values climb (a new highest only shifts offsets),
 /// and moves to just below the minimum when a value does not fit above it.

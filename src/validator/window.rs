@@ -330,7 +330,8 @@ impl<R: Ring> Window<R> {
         Some(Ok(()))
     }
 
-    /// [`admit`](Self::admit) off the dense case, out of line.
+    /// [`admit`](Self::admit) off its two common cases (near the ring's top, dense
+    /// above the run), out of line.
     #[inline(never)]
     fn admit_sparse(&mut self, n: u64, w: u64) -> Result<(), WindowVerdict> {
         self.check(n, w)?;
