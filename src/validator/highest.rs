@@ -195,24 +195,31 @@ impl<const N: usize, A> Highest<N, A> {
     /// The whole array moves, dead slots before the live ones too (they are
     /// never read: [`values`](Self::values) reads them as empty), so the
     /// move's length is a constant and compiles to a few vector moves, not a
-    /// `memmove` call. `false`, changing nothing, anywhere else.
+    /// `memmove` call. Both cases are one path: after the move the top two
+    /// slots are the lower and the higher of `off` and the old top, selected,
+    /// not branched on (swapped pairs alternate between the two cases, so a
+    /// branch on which one it is mispredicts half the time). `false`, changing
+    /// nothing, anywhere else.
     #[inline]
     fn shift_near_top(&mut self, off: u32, live: usize) -> bool {
-        let Some(top) = N.checked_sub(1) else { return false };
-        if off > self.offs[top] {
+        let (Some(top), Some(next)) = (N.checked_sub(1), N.checked_sub(2)) else { return false };
+        let (high, second) = (self.offs[top], self.offs[next]);
+        if next < live {
+            // `k == 1`: the top slot is the only live one, and a new highest replaces it
+            if off > high {
+                self.offs[top] = off;
+                return true;
+            }
+            return false;
+        }
+        // above the second highest (or an empty slot, 0) and not the highest itself
+        if off > second && off != high {
             self.offs.copy_within(1.., 0);
-            self.offs[top] = off;
+            self.offs[next] = off.min(high);
+            self.offs[top] = off.max(high);
             return true;
         }
-        match top.checked_sub(1) {
-            // the slot below the top is live, and off lies strictly between the two
-            Some(next) if next >= live && off < self.offs[top] && off > self.offs[next] => {
-                self.offs.copy_within(1..top, 0);
-                self.offs[next] = off;
-                true
-            }
-            _ => false,
-        }
+        false
     }
 
     /// Stores `values` (ascending, empties first): as offsets above just below
