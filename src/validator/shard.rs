@@ -328,7 +328,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, E: Extra> Shard<K, S, T, E>
                 let old_hash = self.hasher.hash_one(&old_key);
                 if let Ok(occupied) = self.table.find_entry(old_hash, |e| e.key == old_key) {
                     let (old, _) = occupied.remove();
-                    evicted = old.state.highest(&self.side).map(|h| old.extra.floor().map_or(h, |f| h.max(f)));
+                    // a bounded shard's buckets keep their own floors, so the 0 for a shared one is never read
+                    evicted = old.state.highest(&self.side).map(|h| h.max(old.floor(0)));
                     old.state.release(&mut self.side);
                 }
                 self.touch(victim);
