@@ -511,9 +511,8 @@ mod tests {
                 [(192, 64), (192, 64)]
             ]
         );
-        // a heap window's bucket is one whole cache line, and so is an inline
-        // one (48 bytes with an own floor)
+        // either window's bucket is half a cache line (48 bytes with an own floor)
         assert_eq!(layout::<SmallWindow>(), [(32, 32), (48, 16)]);
-        assert_eq!(layout::<BigWindow>(), [(64, 64), (64, 64)]);
+        assert_eq!(layout::<BigWindow>(), [(32, 32), (48, 16)]);
     }
 }

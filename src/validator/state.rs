@@ -119,26 +119,12 @@ impl Alignment for Align64 {}
 pub(crate) struct Align128;
 impl Alignment for Align128 {}
 
-/// The bucket alignments for a window kept in each ring storage.
-pub(crate) trait RingAlign {
-    type Align: Alignment;
-    type OwnAlign: Alignment;
-}
-impl RingAlign for Boxed {
-    // the heap window's bucket (48 bytes, 64 with an own floor) in one cache line
-    type Align = Align64;
-    type OwnAlign = Align64;
-}
-impl<const N: usize> RingAlign for Inline<N> {
-    // `Window(64)`'s 32-byte bucket in one cache line; with an own floor 48
-    // bytes, 16-aligned (32 would pad it to 64 bytes)
+impl<R: Ring + Send + Sync + 'static> State for Window<R> {
+    // Either storage's state is 24 bytes (the highest, and two ring words, or
+    // the run or the heap ring's pointer): a 32-byte bucket in one cache line;
+    // with an own floor 48 bytes, 16-aligned (32 would pad it to 64 bytes).
     type Align = Align32;
     type OwnAlign = Align16;
-}
-
-impl<R: Ring + RingAlign + Send + Sync + 'static> State for Window<R> {
-    type Align = R::Align;
-    type OwnAlign = R::OwnAlign;
     type Side = ();
     fn fresh(_: u64) -> Self {
         Window::new()
@@ -191,7 +177,8 @@ mod tests {
         assert_eq!(std::mem::size_of::<Strict>(), 8);
         assert_eq!(std::mem::size_of::<Highest24>(), 24 * 4 + 8);
         assert_eq!(std::mem::size_of::<Highest16>(), 16 * 4 + 8);
-        assert_eq!(std::mem::size_of::<SmallWindow>(), 24); // the highest and two ring words
-        assert!(std::mem::size_of::<BigWindow>() <= 40, "{}", std::mem::size_of::<BigWindow>());
+        // the highest, and two ring words; or the run (its start and bitmap) or the ring's thin pointer
+        assert_eq!(std::mem::size_of::<SmallWindow>(), 24);
+        assert_eq!(std::mem::size_of::<BigWindow>(), 24);
     }
 }

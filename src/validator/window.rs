@@ -19,6 +19,9 @@
 //! re-export them to the fuzz crate; the module itself is private.
 #![cfg_attr(not(fuzzing), allow(unreachable_pub))]
 
+use std::num::NonZeroU64;
+use thin_vec::{thin_vec, ThinVec};
+
 /// Words in the ring for a window of `w`: enough for `w + 1` positions at any
 /// alignment, plus the spare word RFC 6479 uses so no bit is ever shifted.
 pub fn ring_words(w: u64) -> usize {
@@ -58,47 +61,90 @@ pub trait Ring: Default + Clone + PartialEq + Eq + std::fmt::Debug {
 }
 
 /// A ring on the heap, allocated when first needed, and until then the
-/// bitmap of values pending above the run.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Boxed {
-    ring: Option<Box<[u64]>>,
-    pending: u64,
-    /// Without a ring: every value in `[low, base]` was seen (see [`Window`]).
-    low: u64,
+/// run's start and the bitmap of values pending above the run: one or the
+/// other, in 16 bytes, so a heap window's state is 24 bytes and its table
+/// bucket 32 with a `u64` key (half a cache line, as `Window(64)`'s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Boxed(Heap);
+
+/// [`Boxed`]'s two forms. The run's start is never 0 (nonces are
+/// positive), and the compiler keeps which form it is in that niche: no
+/// separate tag, so telling the two apart is one comparison.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Heap {
+    /// Without a ring: every value in `[low, base]` was seen (see [`Window`]),
+    /// and bit `i` of `pending` stands for `base + 1 + i`.
+    Run { low: NonZeroU64, pending: u64 },
+    /// The ring, behind a one-word pointer (its length heads the
+    /// allocation); a `Box<[u64]>` is two words and would double the bucket.
+    Ring(ThinVec<u64>),
+}
+
+impl Default for Boxed {
+    fn default() -> Self {
+        // `low` is read only once something was accepted, and then set
+        Self(Heap::Run { low: NonZeroU64::MIN, pending: 0 })
+    }
 }
 
 impl Ring for Boxed {
+    #[inline]
     fn words(&self) -> Option<&[u64]> {
-        self.ring.as_deref()
+        match &self.0 {
+            Heap::Ring(ring) => Some(ring),
+            Heap::Run { .. } => None,
+        }
     }
+    #[inline]
     fn words_mut(&mut self) -> Option<&mut [u64]> {
-        self.ring.as_deref_mut()
+        match &mut self.0 {
+            Heap::Ring(ring) => Some(ring),
+            Heap::Run { .. } => None,
+        }
     }
     fn build(&mut self, len: usize) {
-        self.ring = Some(vec![0u64; len].into_boxed_slice());
-        self.pending = 0;
+        self.0 = Heap::Ring(thin_vec![0; len]);
     }
     fn heap_bytes(&self) -> usize {
-        self.ring.as_ref().map_or(0, |r| r.len() * 8)
+        match &self.0 {
+            // the words, and the length and capacity before them
+            Heap::Ring(ring) => ring.capacity() * 8 + 2 * std::mem::size_of::<usize>(),
+            Heap::Run { .. } => 0,
+        }
     }
+    #[inline]
     fn pending(&self) -> Option<u64> {
-        Some(self.pending)
+        match self.0 {
+            Heap::Run { pending, .. } => Some(pending),
+            Heap::Ring(_) => Some(0),
+        }
     }
+    #[inline]
     fn set_pending(&mut self, bits: u64) {
-        self.pending = bits;
+        if let Heap::Run { pending, .. } = &mut self.0 {
+            *pending = bits;
+        }
     }
+    #[inline]
     fn low(&self) -> u64 {
-        self.low
+        match self.0 {
+            Heap::Run { low, .. } => low.get(),
+            Heap::Ring(_) => 0,
+        }
     }
-    fn set_low(&mut self, low: u64) {
-        self.low = low;
+    #[inline]
+    fn set_low(&mut self, start: u64) {
+        if let Heap::Run { low, .. } = &mut self.0 {
+            // a run starts at a nonce, never 0; were it 0, 1 is the same run
+            *low = NonZeroU64::new(start).unwrap_or(NonZeroU64::MIN);
+        }
     }
 }
 
 /// A ring of `N` words kept inline (no allocation): for every `w` with
 /// `ring_words(w) == N` (`N = 2`: `1 <= w <= 64`). Always built: the window
 /// keeps no run beside it, so the state is the highest and `N` words
-/// (`Window(64)`'s table bucket is 48 bytes with its key).
+/// (`Window(64)`'s table bucket is 32 bytes with its key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inline<const N: usize> {
     words: [u64; N],
