@@ -75,8 +75,8 @@ enum Heap {
     /// Without a ring: every value in `[low, base]` was seen (see [`Window`]),
     /// and bit `i` of `pending` stands for `base + 1 + i`.
     Run { low: NonZeroU64, pending: u64 },
-    /// The ring, behind a one-word pointer (its length heads the
-    /// allocation); a `Box<[u64]>` is two words and would double the bucket.
+    /// The ring, behind a one-word pointer (its length and capacity head
+    /// the allocation); a `Box<[u64]>` is two words and would double the bucket.
     Ring(ThinVec<u64>),
 }
 
@@ -107,7 +107,8 @@ impl Ring for Boxed {
     }
     fn heap_bytes(&self) -> usize {
         match &self.0 {
-            // the words, and the length and capacity before them
+            // the words, and the length and capacity before them (two `usize`s:
+            // thin-vec's header unless its `gecko-ffi` feature makes them `u32`s)
             Heap::Ring(ring) => ring.capacity() * 8 + 2 * std::mem::size_of::<usize>(),
             Heap::Run { .. } => 0,
         }
