@@ -82,6 +82,9 @@ struct WideSlot {
     last: u64,
 }
 
+// the bucket this baseline stands for: `HighestK(20)`'s, 128 bytes (the crate's layout test asserts that one)
+const _: () = assert!(std::mem::size_of::<WideSlot>() == 128 && std::mem::align_of::<WideSlot>() == 128);
+
 /// The bare map's get-and-update on buckets as large as `HighestK(20)`'s, the
 /// two fields in one cache line: what a table of 128 bytes per account costs
 /// by itself, before any policy's work (at 1M accounts a table that size no
