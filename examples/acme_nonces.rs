@@ -7,7 +7,7 @@
 //! `cargo run --release --example acme_nonces` (exits non-zero if a request
 //! failed, attempts exceeded requests x 1.1, or a nonce was sent twice)
 
-use monotonic_nonce::{retry_bad_nonce, BadNonce, Classified, NonceIssuer, ReplayNonces};
+use monotonic_nonce::{retry_bad_nonce, BadNonce, Classified, NonceIssuer, ReplayNonces, RetryPolicy};
 use std::collections::{BTreeMap, HashSet};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,7 +73,7 @@ fn main() -> ExitCode {
                     }
                     let result = retry_bad_nonce(
                         &cache,
-                        5,
+                        RetryPolicy::attempts(5),
                         |nonce| {
                             attempts.fetch_add(1, Ordering::Relaxed);
                             if !sent.lock().unwrap().insert(nonce.to_owned()) {

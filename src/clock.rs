@@ -215,6 +215,8 @@ impl Clock for ManualClock {
 }
 
 /// How many recent round trips [`OffsetClock`] keeps by default.
+/// The default bound on an [`OffsetClock`] sample's offset: one hour.
+const DEFAULT_MAX_OFFSET_MS: u64 = 3_600_000;
 const OFFSET_SAMPLES: usize = 8;
 
 /// A [`Clock`] that follows a server's clock: an inner clock plus a measured
@@ -240,6 +242,8 @@ pub struct OffsetClock<C: Clock> {
     inner: C,
     offset_ms: AtomicI64,
     window: usize,
+    /// Samples whose offset is larger than this, either way, are refused.
+    max_offset_ms: u64,
     /// `(round trip ms, offset ms)` of the last `window` samples, oldest first.
     samples: Mutex<VecDeque<(u64, i64)>>,
 }
@@ -267,7 +271,31 @@ impl<C: Clock> OffsetClock<C> {
     /// ```
     pub fn with_window(inner: C, window: usize) -> Self {
         let window = window.max(1);
-        Self { inner, offset_ms: AtomicI64::new(0), window, samples: Mutex::new(VecDeque::with_capacity(window)) }
+        Self {
+            inner,
+            offset_ms: AtomicI64::new(0),
+            window,
+            max_offset_ms: DEFAULT_MAX_OFFSET_MS,
+            samples: Mutex::new(VecDeque::with_capacity(window)),
+        }
+    }
+
+    /// Refuses samples whose offset is larger than `bound` either way
+    /// (default one hour), so one implausible answer (a server time in µs, a
+    /// proxy's stale `Date`) cannot move the clock, and with it the nonces,
+    /// by more than `bound`. Raise it only for a host whose clock is known to
+    /// be that far off.
+    ///
+    /// ```
+    /// use monotonic_nonce::{ManualClock, OffsetClock};
+    /// use std::time::Duration;
+    /// let clock = OffsetClock::new(ManualClock::new(0)).with_max_offset(Duration::from_secs(10));
+    /// assert!(clock.observe(0, 20_000, 10).is_err()); // 20 s off: refused
+    /// assert_eq!(clock.offset_ms(), 0);
+    /// ```
+    pub fn with_max_offset(mut self, bound: std::time::Duration) -> Self {
+        self.max_offset_ms = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX);
+        self
     }
 
     /// Records one round trip: the request left at `sent_ms` and the response,
@@ -276,7 +304,8 @@ impl<C: Clock> OffsetClock<C> {
     ///
     /// # Errors
     /// [`ClockError::InvalidSample`] when `received_ms < sent_ms` or the offset
-    /// does not fit an `i64`; the sample is ignored and nothing changes.
+    /// is beyond the bound ([`with_max_offset`](Self::with_max_offset), one
+    /// hour by default); the sample is ignored and nothing changes.
     ///
     /// ```
     /// use monotonic_nonce::{ManualClock, OffsetClock};
@@ -291,6 +320,9 @@ impl<C: Clock> OffsetClock<C> {
         // the server read its clock, on average, half-way through the round trip
         let midpoint = i128::from(sent_ms) + i128::from(rtt / 2);
         let offset = i64::try_from(i128::from(server_ms) - midpoint).map_err(|_| ClockError::InvalidSample)?;
+        if offset.unsigned_abs() > self.max_offset_ms {
+            return Err(ClockError::InvalidSample);
+        }
         let mut samples = self.samples.lock();
         if samples.len() == self.window {
             samples.pop_front();

@@ -30,8 +30,8 @@ pub enum ClockError {
     #[error("the manual clock was set to fail (fault injection)")]
     Injected,
     /// An [`OffsetClock`](crate::OffsetClock) sample whose response arrived
-    /// before its request was sent, or whose offset does not fit an `i64`.
-    #[error("invalid round-trip sample (response before request, or offset beyond i64); the sample was ignored")]
+    /// before its request was sent, or whose offset is beyond the clock's bound.
+    #[error("invalid round-trip sample (response before request, or an offset beyond the plausible bound); the sample was ignored")]
     InvalidSample,
 }
 

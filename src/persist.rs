@@ -130,6 +130,8 @@ pub(crate) struct MarkFile {
     lock_id: Option<(u64, u64)>,
     /// Held for the manager's lifetime: the advisory lock lives as long as this handle.
     _lock: File,
+    /// The mark file's first and latest inodes, locked (keyed by identity, not name).
+    held: Vec<File>,
     scale: TimeScale,
 }
 
@@ -162,13 +164,29 @@ impl MarkFile {
             Err(TryLockError::Error(e)) => return Err(PersistError::io(&lock_path, "cannot lock the mark file", e)),
         }
         let lock_id = lock.metadata().ok().as_ref().and_then(identity);
-        let stored = match fs::read(&path) {
-            Ok(bytes) => Some(decode(&path, &bytes)?),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(PersistError::io(&path, format!("cannot read the mark file ({WHAT_TO_DO})"), e)),
+        let (stored, held) = match open_regular(&path)? {
+            Some(file) => {
+                // the file's own identity is locked too: another name for it (a hard
+                // link) has another `.lock`, but the same inode
+                let held = lock_identity(&path, file)?;
+                (Some(decode(&path, &read_bounded(&path, &held)?)?), held)
+            }
+            None => return Ok((Self::assemble(path, dir, lock_path, lock_id, lock, scale, Vec::new()), None)),
         };
+        Ok((Self::assemble(path, dir, lock_path, lock_id, lock, scale, vec![held]), stored))
+    }
+
+    fn assemble(
+        path: PathBuf,
+        dir: PathBuf,
+        lock_path: PathBuf,
+        lock_id: Option<(u64, u64)>,
+        lock: File,
+        scale: TimeScale,
+        held: Vec<File>,
+    ) -> Self {
         let tmp = with_suffix(&path, ".tmp");
-        Ok((Self { path, tmp, dir, lock_path, lock_id, _lock: lock, scale }, stored))
+        Self { path, tmp, dir, lock_path, lock_id, _lock: lock, held, scale }
     }
 
     /// Makes `mark` durable: temp file, `fsync`, rename over the old file, `fsync` the directory.
@@ -184,8 +202,68 @@ impl MarkFile {
                 ));
             }
         }
-        write_atomically(&self.path, &self.tmp, &self.dir, &encode(mark, self.scale))
+        write_atomically(&self.path, &self.tmp, &self.dir, &encode(mark, self.scale))?;
+        // hold the new file's identity too (and the first one's: a hard link made to
+        // it before the start still names it); a file that cannot be locked now was
+        // just written by this manager, so only a report is lost
+        if let Ok(Some(file)) = open_regular(&self.path) {
+            if let Ok(file) = lock_identity(&self.path, file) {
+                self.held.truncate(1);
+                self.held.push(file);
+            }
+        }
+        Ok(())
     }
+}
+
+/// Opens `path` for reading if it exists, without blocking (a FIFO is not
+/// waited on), and only if it is a regular file.
+fn open_regular(path: &Path) -> Result<Option<File>, PersistError> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NONBLOCK: opening a FIFO for reading returns at once; no effect on a regular file
+        options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    if fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return Err(PersistError::new(path, "not a regular file; give persist() the path of a regular file"));
+    }
+    let file = match options.open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(PersistError::io(path, format!("cannot read the mark file ({WHAT_TO_DO})"), e)),
+    };
+    let meta = file.metadata().map_err(|e| PersistError::io(path, "cannot read the mark file's metadata", e))?;
+    if !meta.is_file() {
+        return Err(PersistError::new(path, "not a regular file; give persist() the path of a regular file"));
+    }
+    Ok(Some(file))
+}
+
+/// Takes the advisory lock on the file itself (its device and inode).
+fn lock_identity(path: &Path, file: File) -> Result<File, PersistError> {
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(PersistError::new(
+            path,
+            "another NonceManager already persists to this file under another name (a hard link); give each manager its own file",
+        )),
+        Err(TryLockError::Error(e)) => Err(PersistError::io(path, "cannot lock the mark file", e)),
+    }
+}
+
+/// The file's content, at most one byte more than the largest format (so a
+/// padded file is still reported as such, and a huge one is not read whole).
+fn read_bounded(path: &Path, file: &File) -> Result<Vec<u8>, PersistError> {
+    use std::io::Read;
+    let mut bytes = Vec::with_capacity(LEN + 1);
+    file.take(LEN as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| PersistError::io(path, format!("cannot read the mark file ({WHAT_TO_DO})"), e))?;
+    Ok(bytes)
 }
 
 /// The durable mark as the hot path sees it: the value known to be on disk,

@@ -87,7 +87,9 @@ impl<C: Clock> NonceManager<C> {
     /// # Errors
     /// [`NonceError::ServerSaysTooFarAhead`] for `TooFarInFuture`: this side's
     /// clock or strategy is wrong, and nothing is lowered to "fix" it.
-    /// [`NonceError::Overflow`] when the reported nonce leaves no room under the ceiling.
+    /// [`NonceError::Overflow`] when the reported nonce leaves no room under the ceiling;
+    /// [`NonceError::TooFarAhead`] when it is beyond `max_lead` (see
+    /// [`advance_past`](Self::advance_past)): nothing changes.
     ///
     /// ```
     /// use monotonic_nonce::{ManualClock, NonceFeedback, NonceManager};
@@ -172,6 +174,12 @@ pub enum RetryError<E> {
         /// The error, as the request returned it.
         error: E,
     },
+    /// Every nonce the server offered had been sent already (a server
+    /// repeating itself): nothing was sent with it.
+    NonceReused {
+        /// Attempts made.
+        attempts: u32,
+    },
     /// The manager could not give a nonce, or the server's answer says this
     /// side is wrong (`ServerSaysTooFarAhead`).
     Nonce {
@@ -192,9 +200,10 @@ impl<E> RetryError<E> {
     /// ```
     pub fn attempts(&self) -> u32 {
         match self {
-            Self::Exhausted { attempts, .. } | Self::Failed { attempts, .. } | Self::Nonce { attempts, .. } => {
-                *attempts
-            }
+            Self::Exhausted { attempts, .. }
+            | Self::Failed { attempts, .. }
+            | Self::NonceReused { attempts }
+            | Self::Nonce { attempts, .. } => *attempts,
         }
     }
 }
@@ -206,6 +215,9 @@ impl<E: fmt::Display> fmt::Display for RetryError<E> {
                 write!(f, "nonce refused on all {attempts} attempts; last error: {last}")
             }
             Self::Failed { attempts, error } => write!(f, "request failed on attempt {attempts}: {error}"),
+            Self::NonceReused { attempts } => {
+                write!(f, "after {attempts} attempts the server offered only nonces already sent; none was sent again")
+            }
             Self::Nonce { attempts, error } => write!(f, "after {attempts} attempts: {error}"),
         }
     }

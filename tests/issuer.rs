@@ -3,7 +3,8 @@
 //! model, and N threads redeeming one nonce.
 
 use monotonic_nonce::{
-    retry_bad_nonce, BadNonce, BuildError, Classified, ManualClock, NonceIssuer, ReplayNonces, DEFAULT_ISSUER_WINDOW,
+    retry_bad_nonce, BadNonce, BuildError, Classified, ManualClock, NonceIssuer, ReplayNonces, RetryError, RetryPolicy,
+    DEFAULT_ISSUER_WINDOW,
 };
 use proptest::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -357,7 +358,7 @@ fn retry_uses_the_error_responses_nonce_first_and_stops_at_max_attempts() {
     let mut fetches = 0;
     let r = retry_bad_nonce(
         &cache,
-        3,
+        RetryPolicy::attempts(3),
         |nonce| {
             seen.push(nonce.to_owned());
             if seen.len() == 1 {
@@ -377,9 +378,9 @@ fn retry_uses_the_error_responses_nonce_first_and_stops_at_max_attempts() {
     assert_eq!(fetches, 0);
     // always bad: exactly max_attempts requests; the fetch is used when nothing else is left
     let mut attempts = 0;
-    let r: Result<(), ApiError> = retry_bad_nonce(
+    let r: Result<(), _> = retry_bad_nonce(
         &cache,
-        4,
+        RetryPolicy::attempts(4),
         |_| {
             attempts += 1;
             Err(ApiError::BadNonce { fresh: None })
@@ -387,13 +388,13 @@ fn retry_uses_the_error_responses_nonce_first_and_stops_at_max_attempts() {
         classify,
         || Ok(s.issue()),
     );
-    assert_eq!(r, Err(ApiError::BadNonce { fresh: None }));
+    assert_eq!(r, Err(RetryError::Exhausted { attempts: 4, last: ApiError::BadNonce { fresh: None } }));
     assert_eq!(attempts, 4);
     // any other error at once, and a failing fetch at once
     let mut attempts = 0;
-    let r: Result<(), ApiError> = retry_bad_nonce(
+    let r: Result<(), _> = retry_bad_nonce(
         &cache,
-        5,
+        RetryPolicy::attempts(5),
         |_| {
             attempts += 1;
             Err(ApiError::RateLimited)
@@ -401,10 +402,10 @@ fn retry_uses_the_error_responses_nonce_first_and_stops_at_max_attempts() {
         classify,
         || Ok(s.issue()),
     );
-    assert_eq!((r, attempts), (Err(ApiError::RateLimited), 1));
+    assert_eq!((r, attempts), (Err(RetryError::Failed { attempts: 1, error: ApiError::RateLimited }), 1));
     let empty = ReplayNonces::new(1, Duration::from_secs(1));
-    let r: Result<(), ApiError> = retry_bad_nonce(&empty, 5, |_| Ok(()), classify, || Err(ApiError::Network));
-    assert_eq!(r, Err(ApiError::Network));
+    let r = retry_bad_nonce(&empty, RetryPolicy::attempts(5), |_| Ok(()), classify, || Err(ApiError::Network));
+    assert_eq!(r, Err(RetryError::Failed { attempts: 1, error: ApiError::Network }));
 }
 
 #[test]
@@ -415,10 +416,67 @@ fn a_restarted_server_is_recovered_by_retrying_with_the_fresh_nonce() {
     let new = server(0.0); // the restart: a new key
     let r = retry_bad_nonce(
         &cache,
-        2,
+        RetryPolicy::attempts(2),
         |nonce| new.redeem(nonce).map_err(|_| ApiError::BadNonce { fresh: Some(new.issue()) }),
         classify,
         || Ok(new.issue()),
     );
     assert_eq!(r, Ok(()));
+}
+
+/// `ReplayNonces` never hands out a nonce twice, however many takes ago it
+/// handed it out.
+#[test]
+fn replay_nonces_never_hands_out_a_nonce_twice() {
+    let cache = ReplayNonces::new(2, Duration::from_secs(60));
+    cache.push("first".to_owned());
+    assert_eq!(cache.take().as_deref(), Some("first"));
+    for i in 0..100 {
+        cache.push(format!("n{i}"));
+        assert_eq!(cache.take(), Some(format!("n{i}")));
+    }
+    cache.push("first".to_owned()); // a server that sends an old nonce again
+    assert_eq!(cache.take(), None, "handed out a nonce a second time");
+}
+
+/// The nonce an error response carries is not sent if it was sent already
+/// (a buggy or hostile server echoing the request's own nonce).
+#[test]
+fn retry_never_sends_the_same_nonce_twice() {
+    let cache = ReplayNonces::new(8, Duration::from_secs(60));
+    let mut sent = Vec::new();
+    let mut fetched = 0;
+    let r: Result<(), _> = retry_bad_nonce(
+        &cache,
+        RetryPolicy::attempts(4),
+        |nonce| {
+            sent.push(nonce.to_owned());
+            // the error response echoes the nonce just sent as "fresh"
+            Err(ApiError::BadNonce { fresh: Some(nonce.to_owned()) })
+        },
+        classify,
+        || {
+            fetched += 1;
+            Ok(format!("f{fetched}"))
+        },
+    );
+    assert!(matches!(r, Err(RetryError::Exhausted { attempts: 4, .. })), "{r:?}");
+    let mut unique = sent.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), sent.len(), "a nonce was sent twice: {sent:?}");
+    // a fetch that keeps answering a nonce already sent: nothing is sent with it
+    let mut sent_again = 0;
+    let r: Result<(), RetryError<ApiError>> = retry_bad_nonce(
+        &cache,
+        RetryPolicy::attempts(3),
+        |_| {
+            sent_again += 1;
+            Ok(())
+        },
+        classify,
+        || Ok("f1".to_owned()),
+    );
+    assert!(matches!(r, Err(RetryError::NonceReused { .. })), "{r:?}");
+    assert_eq!(sent_again, 0);
 }

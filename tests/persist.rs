@@ -198,7 +198,7 @@ fn a_directory_where_the_file_should_be_is_an_error() {
     let dir = TempDir::new("isdir");
     let path = dir.file("m");
     std::fs::create_dir(&path).unwrap();
-    persist_error(manager(&path, &ManualClock::new(NOW)), &path, "cannot read the mark file");
+    persist_error(manager(&path, &ManualClock::new(NOW)), &path, "not a regular file");
 }
 
 #[test]
@@ -303,10 +303,9 @@ fn a_deleted_lock_file_stops_the_manager_at_its_mark() {
     let mut lock = path.as_os_str().to_owned();
     lock.push(".lock");
     std::fs::remove_file(&lock).unwrap();
-    // a second manager can now lock a new lock file and build on the same mark...
-    let second = manager(&path, &clock).unwrap();
-    let theirs = second.next().unwrap();
-    // ...so the first must hand out nothing above its own mark any more
+    // the mark file itself (its inode) is still locked: no second manager builds on it
+    persist_error(manager(&path, &clock), &path, "another NonceManager");
+    // and the first, whose lock file is gone, hands out nothing above its own mark any more
     let mut mine = vec![first];
     loop {
         match m.next() {
@@ -319,7 +318,7 @@ fn a_deleted_lock_file_stops_the_manager_at_its_mark() {
         }
         assert!(mine.len() < 100, "the first manager never stopped");
     }
-    assert!(mine.iter().all(|&n| n < theirs), "the old manager stayed below the new one's nonces");
+    assert!(mine.windows(2).all(|p| p[0] < p[1]));
 }
 
 #[test]
@@ -346,4 +345,36 @@ fn a_mark_from_another_strategy_is_refused_with_the_way_out() {
     std::fs::remove_file(&path).unwrap();
     let m = NonceManager::builder().clock(clock).persist(&path).start_after(last).build().unwrap();
     assert!(m.next().unwrap() > last);
+}
+
+/// Two hard links name one mark file: one lock, so one manager.
+#[test]
+fn a_hard_link_to_the_mark_gets_the_same_lock() {
+    let dir = TempDir::new("hardlink");
+    let real = dir.file("real.mark");
+    let link = dir.file("link.mark");
+    let clock = ManualClock::new(NOW);
+    manager(&real, &clock).unwrap().next().unwrap(); // the real file exists
+    std::fs::hard_link(&real, &link).unwrap();
+    let first = manager(&real, &clock).unwrap();
+    persist_error(manager(&link, &clock), &link, "another NonceManager");
+    drop(first);
+}
+
+/// A FIFO (or any file that is not a regular file) at the mark's path is a
+/// clear error at once, never a `build()` that blocks.
+#[test]
+fn a_fifo_at_the_mark_path_is_an_error_not_a_hang() {
+    let dir = TempDir::new("fifo");
+    let path = dir.file("bot.mark");
+    let made = std::process::Command::new("mkfifo").arg(&path).status().expect("mkfifo (coreutils) is needed");
+    assert!(made.success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.clone();
+    std::thread::spawn(move || {
+        let clock = ManualClock::new(NOW);
+        let _ = tx.send(manager(&p, &clock).map(|_| ()));
+    });
+    let result = rx.recv_timeout(Duration::from_secs(10)).expect("build() blocked on a FIFO");
+    persist_error(result, &path, "not a regular file");
 }

@@ -386,3 +386,34 @@ fn retry_helpers_record_the_callers_line_in_the_history() {
     block_on(fut).unwrap();
     assert_eq!((m.history()[1].location.file(), m.history()[1].location.line()), (file!(), line));
 }
+
+/// With `max_lead`, one hostile or buggy body cannot push the manager out of
+/// reach of the clock: a value past the lead is refused and nothing changes.
+#[test]
+fn feedback_past_max_lead_is_refused_and_changes_nothing() {
+    let clock = ManualClock::new(NOW);
+    let m = NonceManager::builder().clock(clock.clone()).max_lead(Duration::from_secs(5)).build().unwrap();
+    let first = m.next().unwrap();
+    let huge = NonceFeedback::TooLow { last_nonce: Some(i64::MAX as u64 - 10) };
+    assert!(matches!(m.apply_feedback(&huge), Err(NonceError::TooFarAhead { .. })));
+    assert!(matches!(m.advance_past(NOW + 60_000), Err(NonceError::TooFarAhead { .. })));
+    assert_eq!(m.last(), first, "a refused report changes nothing");
+    assert!(m.next().unwrap() > first, "the manager still works");
+    // within the lead: applied
+    m.apply_feedback(&NonceFeedback::TooLow { last_nonce: Some(NOW + 3_000) }).unwrap();
+    assert_eq!(m.next(), Ok(NOW + 3_001));
+}
+
+/// One implausible sample (the server's time in microseconds, the fastest
+/// round trip so far) is refused: the offset does not move.
+#[test]
+fn an_implausible_offset_sample_is_refused() {
+    let local = ManualClock::new(NOW);
+    let clock = OffsetClock::new(local.clone());
+    clock.observe(NOW, NOW + 120, NOW + 40).unwrap();
+    assert_eq!(clock.offset_ms(), 100);
+    let sent = local.advance(10);
+    let r = clock.observe(sent, (sent + 100) * 1_000, sent + 1);
+    assert!(r.is_err(), "accepted a sample 53 000 years off: {r:?}");
+    assert_eq!(clock.offset_ms(), 100);
+}

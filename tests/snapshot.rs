@@ -177,11 +177,11 @@ fn save_and_load_round_trip_and_corruption_is_a_clear_error() {
         other => panic!("truncated snapshot: {other:?}"),
     }
     // another format version is its own, clear error
-    let old = String::from_utf8(bytes).unwrap().replacen("\"version\":2", "\"version\":1", 1);
+    let old = String::from_utf8(bytes).unwrap().replacen("\"version\":3", "\"version\":1", 1);
     std::fs::write(&path, old).unwrap();
     assert!(matches!(
         ValidatorSnapshot::<String>::load(&path),
-        Err(SnapshotError::Version { found: 1, expected: 2, .. })
+        Err(SnapshotError::Version { found: 1, expected: 3, .. })
     ));
     assert_eq!(ValidatorSnapshot::<String>::load_if_exists(dir.join("absent.json")).unwrap(), None);
     std::fs::remove_dir_all(&dir).unwrap();
@@ -278,4 +278,117 @@ fn close_through_an_arc_makes_the_snapshot_clean() {
     assert!(snap.clean_shutdown);
     let r = NonceValidator::<u8>::builder(Policy::Strict).restore(snap).build().unwrap(); // no guard needed
     assert!(r.validate(&1, 5).is_err() && r.validate(&1, 6).is_ok());
+}
+
+/// Widening a policy on restore keeps refusing what the narrower one refused
+/// only by its bound (below the k-th highest, below the window).
+#[test]
+fn widening_on_restore_keeps_what_the_narrower_bound_refused() {
+    let k = NonceValidator::<u8>::new(Policy::HighestK(2));
+    for n in [10, 20, 30] {
+        k.validate(&1, n).unwrap();
+    }
+    assert!(k.validate(&1, 10).is_err(), "below the two highest");
+    let wider = NonceValidator::<u8>::builder(Policy::HighestK(3)).restore(k.into_snapshot()).build().unwrap();
+    assert!(wider.validate(&1, 10).is_err(), "HighestK(2) -> HighestK(3) reopened 10");
+    assert!(wider.validate(&1, 15).is_err(), "15 was below HighestK(2)'s bound too");
+    assert_eq!(wider.validate(&1, 25), Ok(()));
+
+    let w = NonceValidator::<u8>::new(Policy::Window(64));
+    for n in 1_000..=1_100 {
+        w.validate(&1, n).unwrap();
+    }
+    let wide = NonceValidator::<u8>::builder(Policy::Window(1_024)).restore(w.into_snapshot()).build().unwrap();
+    let reopened: Vec<u64> = (1..=1_100).filter(|&n| wide.validate(&1, n).is_ok()).collect();
+    assert!(reopened.is_empty(), "Window(64) -> Window(1024) accepted again: {reopened:?}");
+    assert_eq!(wide.validate(&1, 1_101), Ok(()));
+}
+
+/// The restart guard covers what the old settings could have accepted: the
+/// larger of the snapshot's `max_future` and the restoring validator's.
+#[test]
+fn the_guard_uses_the_larger_max_future_of_the_snapshot_and_the_restorer() {
+    let clock = ManualClock::new(NOW);
+    let v = NonceValidator::<&str>::builder(Policy::Strict)
+        .clock(clock.clone())
+        .max_future(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    v.validate(&"a", NOW).unwrap();
+    let snap = v.snapshot();
+    v.validate(&"a", NOW + 50_000).unwrap(); // after the snapshot, within the old bound: lost in a crash
+    drop(v);
+    clock.advance(1_000); // the restart takes 1 s
+    let r = NonceValidator::<&str>::builder(Policy::Strict)
+        .clock(clock.clone())
+        .max_future(Duration::from_secs(5))
+        .restore(snap)
+        .build()
+        .unwrap();
+    clock.advance(45_000); // the replay is now within the new, smaller future bound
+    assert!(r.validate(&"a", NOW + 50_000).is_err(), "replay accepted: the guard used the new, smaller max_future");
+}
+
+/// A snapshot taken under one time scale is not read under another.
+#[test]
+fn a_snapshot_from_another_time_scale_is_refused() {
+    use monotonic_nonce::Strategy;
+    let v = NonceValidator::<u8>::new(Policy::Strict);
+    v.validate(&1, NOW).unwrap();
+    let snap = v.into_snapshot();
+    let r = NonceValidator::<u8>::builder(Policy::Strict)
+        .strategy(Strategy::Hft { counter_digits: 3 })
+        .restore(snap)
+        .build();
+    assert!(matches!(r, Err(BuildError::Restore { ref reason }) if reason.contains("time scale")), "{r:?}");
+}
+
+/// `remembered()` is bounded by the window, not by the history of a counter.
+#[test]
+fn a_window_remembers_at_most_w_plus_one_values() {
+    let v = NonceValidator::<u8>::new(Policy::Window(8_128));
+    for n in 1..=200_000 {
+        v.validate(&1, n).unwrap();
+    }
+    let snap = v.into_snapshot();
+    let remembered = snap.accounts[0].state.remembered();
+    assert!(remembered.len() <= 8_129, "{} values", remembered.len());
+    let r = NonceValidator::<u8>::builder(Policy::Window(8_128)).restore(snap).build().unwrap();
+    assert!(r.validate(&1, 1).is_err() && r.validate(&1, 200_000 - 8_128).is_err());
+    assert_eq!(r.validate(&1, 200_001), Ok(()));
+}
+
+/// The recipe `close()`, save, then `load_if_exists` + `restore` at start:
+/// a clean file is restored clean once; a crash before the next save makes
+/// the next start treat it as unclean.
+#[cfg(feature = "serde")]
+#[test]
+fn a_clean_snapshot_file_is_restored_clean_only_once() {
+    use monotonic_nonce::ValidatorSnapshot;
+    let dir = std::env::temp_dir().join(format!("monotonic-nonce-once-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("validator.json");
+    let v = NonceValidator::<String>::new(Policy::Strict);
+    v.validate("acct", NOW).unwrap();
+    v.into_snapshot().save(&path).unwrap();
+    // run 2: restores the clean file, accepts a request, crashes before saving
+    let snap = ValidatorSnapshot::<String>::load_if_exists(&path).unwrap().unwrap();
+    let run2 = NonceValidator::<String>::builder(Policy::Strict).restore(snap).build().unwrap();
+    assert_eq!(run2.validate("acct", NOW + 1_000), Ok(()));
+    drop(run2);
+    // run 3: the same file is no longer clean: refused without a future bound
+    let snap = ValidatorSnapshot::<String>::load_if_exists(&path).unwrap().unwrap();
+    assert!(!snap.clean_shutdown);
+    let run3 = NonceValidator::<String>::builder(Policy::Strict).restore(snap.clone()).build();
+    assert!(matches!(run3, Err(BuildError::Restore { .. })), "restored clean twice: {run3:?}");
+    // and with one, the guard refuses the replay
+    let clock = ManualClock::new(NOW);
+    let run3 = NonceValidator::<String>::builder(Policy::Strict)
+        .clock(clock)
+        .max_future(Duration::from_secs(5))
+        .restore(snap)
+        .build()
+        .unwrap();
+    assert!(run3.validate("acct", NOW + 1_000).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

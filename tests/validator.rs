@@ -382,3 +382,37 @@ fn stats_count_every_verdict_by_reason() {
     let s = v.stats();
     assert_eq!((s.accepted, s.already_used, s.too_low, s.too_far_in_future, s.too_old, s.invalid), (1, 1, 1, 1, 1, 1));
 }
+
+/// `check` is refused after `close()`, as `validate` is: both fail closed.
+#[test]
+fn check_is_unavailable_after_close() {
+    let v = NonceValidator::<u8>::new(Policy::Strict);
+    v.validate(&1, 5).unwrap();
+    v.close();
+    assert!(matches!(v.check(&1, 6), Err(Rejection::Unavailable { .. })), "{:?}", v.check(&1, 6));
+    assert!(matches!(v.check(&2, 1), Err(Rejection::Unavailable { .. })));
+}
+
+/// `max_accounts(n)` tracks at least `n` accounts whatever the hash spread,
+/// and never more than `n` plus the shard count.
+#[test]
+fn max_accounts_tracks_at_least_n_accounts() {
+    for (n, shards) in [(3usize, None), (100, None), (5, Some(4)), (64, Some(16)), (1_000, None)] {
+        let clock = ManualClock::new(1_000_000);
+        let mut b = NonceValidator::<u64>::builder(Policy::Strict)
+            .clock(clock)
+            .max_future(Duration::from_secs(10))
+            .max_accounts(n);
+        if let Some(s) = shards {
+            b = b.shards(s);
+        }
+        let v = b.build().unwrap();
+        for account in 0..(4 * n as u64) {
+            v.validate(&account, 1_000_000 + account).unwrap_or_else(|r| panic!("{account}: {r:?}"));
+            let distinct = account as usize + 1;
+            let len = v.len();
+            assert!(len >= distinct.min(n), "max_accounts({n}) tracks {len} after {distinct} accounts");
+            assert!(len <= n + v.shard_count(), "max_accounts({n}) tracks {len}");
+        }
+    }
+}

@@ -2,15 +2,22 @@
 //! ([`ReplayNonces`]) and the bad-nonce retry ([`retry_bad_nonce`]).
 
 use crate::clock::{Clock, SystemClock};
+use crate::recovery::{RetryError, RetryPolicy};
 use crate::sync::Mutex;
-use std::collections::VecDeque;
+use std::collections::hash_map::RandomState;
+use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::future::Future;
+use std::hash::BuildHasher;
 use std::time::Duration;
 
 /// A bounded cache of fresh nonces from `Replay-Nonce` headers: push the one
 /// from every response, error responses included; `take` gives the newest,
-/// never one older than `max_age`, and never the same nonce twice.
+/// never one older than `max_age`, and never the same nonce twice: it
+/// remembers a 64-bit keyed hash of every nonce it handed out (8 bytes each,
+/// plus the set's overhead, for the cache's lifetime), so a server that sends
+/// an old nonce again, however long after, is ignored. A hash collision only
+/// drops a fresh nonce.
 ///
 /// ```
 /// use monotonic_nonce::ReplayNonces;
@@ -30,14 +37,16 @@ pub struct ReplayNonces {
     max_age_ms: u64,
     clock: Box<dyn Clock>,
     state: Mutex<Cache>,
+    /// Keys the hashes of the nonces handed out.
+    hasher: RandomState,
 }
 
 #[derive(Debug, Default)]
 struct Cache {
     /// Oldest first: `(nonce, received at ms)`.
     fresh: VecDeque<(String, u64)>,
-    /// The nonces handed out lately (a bounded memory of `4 * capacity`).
-    taken: VecDeque<String>,
+    /// The keyed hash of every nonce handed out.
+    taken: HashSet<u64>,
 }
 
 impl fmt::Debug for ReplayNonces {
@@ -78,7 +87,16 @@ impl ReplayNonces {
             max_age_ms: u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX),
             clock: Box::new(clock),
             state: Mutex::new(Cache::default()),
+            hasher: RandomState::new(),
         }
+    }
+
+    /// Records `nonce` as handed out; `false` when it was already.
+    pub(crate) fn claim(&self, nonce: &str) -> bool {
+        let h = self.hasher.hash_one(nonce);
+        let mut c = self.state.lock();
+        c.fresh.retain(|(n, _)| n != nonce);
+        c.taken.insert(h)
     }
 
     /// Adds a nonce from a response. A nonce already cached or already handed
@@ -92,7 +110,7 @@ impl ReplayNonces {
     pub fn push(&self, nonce: String) {
         let now = self.clock.now_ms().unwrap_or(0);
         let mut c = self.state.lock();
-        if c.fresh.iter().any(|(n, _)| *n == nonce) || c.taken.contains(&nonce) {
+        if c.fresh.iter().any(|(n, _)| *n == nonce) || c.taken.contains(&self.hasher.hash_one(&nonce)) {
             return;
         }
         if c.fresh.len() >= self.capacity {
@@ -117,10 +135,7 @@ impl ReplayNonces {
         let max_age = self.max_age_ms;
         c.fresh.retain(|(_, at)| now.saturating_sub(*at) <= max_age);
         let (nonce, _) = c.fresh.pop_back()?;
-        if c.taken.len() >= self.capacity.saturating_mul(4) {
-            c.taken.pop_front();
-        }
-        c.taken.push_back(nonce.clone());
+        c.taken.insert(self.hasher.hash_one(&nonce));
         Some(nonce)
     }
 
@@ -163,39 +178,64 @@ pub enum Classified {
     BadNonce(Option<String>),
 }
 
-/// Where the next attempt's nonce comes from.
+/// Where the next attempt's nonce comes from: the error response's, else the
+/// newest cached, else up to `max` fetches; never one already handed out.
+/// `Ok(None)`: every fetch answered a nonce already sent.
 fn next_nonce<E>(
     fresh_from_error: &mut Option<String>,
     nonces: &ReplayNonces,
     fetch: &mut impl FnMut() -> Result<String, E>,
-) -> Result<String, E> {
-    match fresh_from_error.take() {
-        Some(n) => Ok(n),
-        None => match nonces.take() {
-            Some(n) => Ok(n),
-            None => fetch(),
-        },
+    max: u32,
+) -> Result<Option<String>, E> {
+    if let Some(n) = fresh_from_error.take().filter(|n| nonces.claim(n)).or_else(|| nonces.take()) {
+        return Ok(Some(n));
+    }
+    for _ in 0..max {
+        let n = fetch()?;
+        if nonces.claim(&n) {
+            return Ok(Some(n));
+        }
+    }
+    Ok(None)
+}
+
+/// What one attempt's error means: retry (with the error response's nonce, if any) or stop.
+fn after_error<E>(
+    error: E,
+    attempt: u32,
+    max: u32,
+    classify: &impl Fn(&E) -> Classified,
+) -> Result<Option<String>, RetryError<E>> {
+    match classify(&error) {
+        Classified::BadNonce(from_error) if attempt < max => Ok(from_error),
+        Classified::BadNonce(_) => Err(RetryError::Exhausted { attempts: attempt, last: error }),
+        Classified::Other => Err(RetryError::Failed { attempts: attempt, error }),
     }
 }
 
-/// Sends `request` with a nonce and repeats only it, up to `max_attempts` in
-/// all, while it fails with `badNonce`. Each attempt's nonce is the one the
-/// last error response carried, else the newest cached, else a new one from
-/// `fetch` (a `HEAD` to `newNonce`). Any other error, and any `fetch` error,
-/// is returned at once. `request` should push the `Replay-Nonce` of every
-/// response into `nonces`.
+/// Sends `request` with a nonce and repeats only it, up to the policy's
+/// attempts in all, while it fails with `badNonce`. Each attempt's nonce is
+/// the one the last error response carried, else the newest cached, else a
+/// new one from `fetch` (a `HEAD` to `newNonce`). No nonce is ever sent
+/// twice: one that `nonces` handed out already (the error response's
+/// included) is skipped, and a fetched one that was is fetched again (at most
+/// the policy's attempts times). `request` should push the `Replay-Nonce` of
+/// every response into `nonces`.
 ///
 /// # Errors
-/// The request's last error, or `fetch`'s.
+/// [`RetryError::Exhausted`] with the last `badNonce` error after the
+/// policy's attempts; [`RetryError::Failed`] with any other error, or a
+/// `fetch` error, at once; [`RetryError::NonceReused`] when `fetch` answered
+/// only nonces already sent.
 ///
 /// ```
-/// use monotonic_nonce::{retry_bad_nonce, Classified, NonceIssuer, ReplayNonces};
+/// use monotonic_nonce::{retry_bad_nonce, Classified, NonceIssuer, ReplayNonces, RetryPolicy};
 /// use std::time::Duration;
 /// let server = NonceIssuer::builder().reject_rate(0.5).build()?;
 /// let nonces = ReplayNonces::new(8, Duration::from_secs(60));
 /// let reply = retry_bad_nonce(
 ///     &nonces,
-///     20,
+///     RetryPolicy::attempts(20),
 ///     |nonce| server.redeem(nonce).map(|()| "created").map_err(|e| (e, server.issue())),
 ///     |(_, fresh): &(_, String)| Classified::BadNonce(Some(fresh.clone())),
 ///     || Ok(server.issue()),
@@ -205,23 +245,24 @@ fn next_nonce<E>(
 /// ```
 pub fn retry_bad_nonce<T, E>(
     nonces: &ReplayNonces,
-    max_attempts: u32,
+    policy: RetryPolicy,
     mut request: impl FnMut(&str) -> Result<T, E>,
     classify: impl Fn(&E) -> Classified,
     mut fetch: impl FnMut() -> Result<String, E>,
-) -> Result<T, E> {
-    let max = max_attempts.max(1);
+) -> Result<T, RetryError<E>> {
+    let max = policy.max_attempts.max(1);
     let mut fresh = None;
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let nonce = next_nonce(&mut fresh, nonces, &mut fetch)?;
+        let nonce = match next_nonce(&mut fresh, nonces, &mut fetch, max) {
+            Ok(Some(n)) => n,
+            Ok(None) => return Err(RetryError::NonceReused { attempts: attempt - 1 }),
+            Err(error) => return Err(RetryError::Failed { attempts: attempt, error }),
+        };
         match request(&nonce) {
             Ok(v) => return Ok(v),
-            Err(e) => match classify(&e) {
-                Classified::BadNonce(from_error) if attempt < max => fresh = from_error,
-                _ => return Err(e),
-            },
+            Err(e) => fresh = after_error(e, attempt, max, &classify)?,
         }
     }
 }
@@ -232,18 +273,18 @@ pub fn retry_bad_nonce<T, E>(
 /// As [`retry_bad_nonce`].
 ///
 /// ```
-/// use monotonic_nonce::{retry_bad_nonce_async, Classified, ReplayNonces};
+/// use monotonic_nonce::{retry_bad_nonce_async, Classified, ReplayNonces, RetryPolicy};
 /// let nonces = ReplayNonces::new(8, std::time::Duration::from_secs(60));
-/// let fut = retry_bad_nonce_async(&nonces, 3, |n: String| async move { Ok::<_, ()>(n) }, |_| Classified::Other, || async { Ok(String::from("n")) });
+/// let fut = retry_bad_nonce_async(&nonces, RetryPolicy::attempts(3), |n: String| async move { Ok::<_, ()>(n) }, |_| Classified::Other, || async { Ok(String::from("n")) });
 /// # drop(fut);
 /// ```
 pub async fn retry_bad_nonce_async<T, E, F, Fut, G, H, HFut>(
     nonces: &ReplayNonces,
-    max_attempts: u32,
+    policy: RetryPolicy,
     mut request: F,
     classify: G,
     mut fetch: H,
-) -> Result<T, E>
+) -> Result<T, RetryError<E>>
 where
     F: FnMut(String) -> Fut,
     Fut: Future<Output = Result<T, E>>,
@@ -251,21 +292,23 @@ where
     H: FnMut() -> HFut,
     HFut: Future<Output = Result<String, E>>,
 {
-    let max = max_attempts.max(1);
+    let max = policy.max_attempts.max(1);
     let mut fresh: Option<String> = None;
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let nonce = match fresh.take().or_else(|| nonces.take()) {
-            Some(n) => n,
-            None => fetch().await?,
-        };
+        let mut nonce = fresh.take().filter(|n| nonces.claim(n)).or_else(|| nonces.take());
+        for _ in 0..max {
+            if nonce.is_some() {
+                break;
+            }
+            let n = fetch().await.map_err(|error| RetryError::Failed { attempts: attempt, error })?;
+            nonce = nonces.claim(&n).then_some(n);
+        }
+        let Some(nonce) = nonce else { return Err(RetryError::NonceReused { attempts: attempt - 1 }) };
         match request(nonce).await {
             Ok(v) => return Ok(v),
-            Err(e) => match classify(&e) {
-                Classified::BadNonce(from_error) if attempt < max => fresh = from_error,
-                _ => return Err(e),
-            },
+            Err(e) => fresh = after_error(e, attempt, max, &classify)?,
         }
     }
 }

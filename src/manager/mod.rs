@@ -212,9 +212,16 @@ impl<C: Clock> NonceManager<C> {
     /// answered "nonce too low, lastNonce = n". Only ever raises `last`: a
     /// stale or smaller report changes nothing. Distributed residues are kept.
     ///
+    /// With [`max_lead`](crate::NonceManagerBuilder::max_lead) set, a `nonce`
+    /// whose successor stands for more than `max_lead` ahead of the clock is
+    /// refused: one hostile or buggy server body cannot move the manager out
+    /// of the clock's reach. Without `max_lead` the value is trusted as it is;
+    /// set `max_lead` whenever it comes from the network.
+    ///
     /// # Errors
     /// [`NonceError::Overflow`] when no nonce above `nonce` fits under the
-    /// ceiling (for example `advance_past(u64::MAX)`); nothing changes.
+    /// ceiling (for example `advance_past(u64::MAX)`);
+    /// [`NonceError::TooFarAhead`] when it is beyond `max_lead`. Nothing changes.
     ///
     /// ```
     /// use monotonic_nonce::{ManualClock, NonceManager};
@@ -229,6 +236,9 @@ impl<C: Clock> NonceManager<C> {
     pub fn advance_past(&self, nonce: u64) -> Result<(), NonceError> {
         match self.params.after(nonce) {
             Some(next) if next <= self.ceiling => {
+                if let Some(max) = self.max_lead_ms {
+                    self.check_lead(max, next, self.read_clock())?;
+                }
                 // Relaxed: `last` is the only shared datum and fetch_max is a single
                 // read-modify-write on it, ordered with every other RMW on `last`.
                 self.last.fetch_max(nonce, Ordering::Relaxed);

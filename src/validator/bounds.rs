@@ -18,6 +18,8 @@ pub(crate) struct TimeBounds {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Limits {
     pub(crate) ceiling: u64,
+    /// The strategy's time scale, kept even without bounds: saved state records it.
+    pub(crate) scale: TimeScale,
     pub(crate) bounds: Option<TimeBounds>,
 }
 
@@ -43,7 +45,7 @@ impl Limits {
         } else {
             None
         };
-        Ok(Self { ceiling, bounds })
+        Ok(Self { ceiling, scale, bounds })
     }
 
     /// The verdict for `nonce` at the clock reading `now` (read only when
@@ -78,10 +80,20 @@ impl Limits {
 
     /// The largest nonce an honest client can send at `now`: the one standing
     /// for `now + max_future`, capped at the ceiling. `None` without a future bound.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn reachable(&self, now: u64) -> Option<u64> {
-        let b = self.bounds?;
-        let future = b.max_future_ms?;
-        Some(b.scale.last_nonce_at(now.saturating_add(future)).min(self.ceiling))
+        self.reachable_within(now, self.max_future_ms()?)
+    }
+
+    /// The largest nonce standing for `now + future_ms`, capped at the ceiling:
+    /// what a validator with that future bound could have accepted by `now`.
+    pub(crate) fn reachable_within(&self, now: u64, future_ms: u64) -> Option<u64> {
+        Some(self.scale.last_nonce_at(now.saturating_add(future_ms)).min(self.ceiling))
+    }
+
+    /// The future bound in ms, when set.
+    pub(crate) fn max_future_ms(&self) -> Option<u64> {
+        self.bounds?.max_future_ms
     }
 }
 
@@ -92,6 +104,7 @@ mod tests {
     fn limits(past: Option<u64>, future: Option<u64>) -> Limits {
         Limits {
             ceiling: 1 << 62,
+            scale: TimeScale::new(1_000).unwrap(),
             bounds: Some(TimeBounds {
                 scale: TimeScale::new(1_000).unwrap(),
                 max_past_ms: past,

@@ -1,12 +1,13 @@
 //! [`NonceValidatorBuilder`]: every setting of a [`NonceValidator`], checked once at `build()`.
 
+use super::capacity::Capacity;
 use super::table::Table;
 use super::{DefaultHashBuilder, Limits, Locked, NonceValidator, Policy, Stats, ValidatorSnapshot, MAX_SHARDS};
 use crate::clock::{Clock, SystemClock};
 use crate::error::BuildError;
 use crate::protocol::JsonNumbers;
 use crate::strategy::{Strategy, TimeScale, I64_MAX};
-use crate::sync::{AtomicBool, AtomicU64, Mutex};
+use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex};
 use crossbeam_utils::CachePadded;
 use std::hash::{BuildHasher, Hash};
 use std::time::Duration;
@@ -233,12 +234,12 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
         self
     }
 
-    /// Track at most about `n` accounts: each of the `S` shards tracks up to
-    /// `ceil(n / S)`, so at least `n` accounts are tracked when keys spread
-    /// evenly, and never more than `S * ceil(n / S)`. Past its share, a shard
-    /// evicts its least recently active account, whose highest nonce raises a
-    /// floor that every untracked account's nonce must exceed, so eviction
-    /// never reopens a replay.
+    /// Track at least `n` accounts (once `n` have been seen), and at most `n`
+    /// plus the shard count, however the keys hash. Once `n` are tracked, a
+    /// new account makes the shard it lands in evict its own least recently
+    /// active account (a shard with none takes it: hence the `+ shards`),
+    /// whose highest nonce raises a floor that every untracked account's
+    /// nonce must exceed, so eviction never reopens a replay.
     ///
     /// Needs [`max_future`](Self::max_future): the future bound is what keeps
     /// the floor within reach of honest clients (no account can have a nonce
@@ -423,11 +424,11 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
                 self.max_accounts.map_or(d, |m| d.min(m))
             }
         };
-        let per_shard = self.max_accounts.map(|m| m.div_ceil(shards));
+        let capacity = self.max_accounts.map(|m| Arc::new(Capacity::new(m)));
         let presize = self.expected_accounts.div_ceil(shards);
         let mut tables = Vec::with_capacity(shards);
         for _ in 0..shards {
-            let mut table = Table::new(policy, per_shard, self.restore.is_some(), self.hasher.clone());
+            let mut table = Table::new(policy, capacity.clone(), self.restore.is_some(), self.hasher.clone());
             table.try_reserve(presize).map_err(|e| {
                 BuildError::config(
                     "expected_accounts",

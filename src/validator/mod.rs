@@ -7,6 +7,7 @@
 
 mod bounds;
 mod builder;
+mod capacity;
 mod highest;
 mod policy;
 mod shard;
@@ -303,6 +304,10 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
         let hash = self.hasher.hash_one(account);
         let locked = self.shard(hash).lock();
         // Relaxed: read under the shard lock, as in `validate`.
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(closed());
+        }
+        // Relaxed: read under the shard lock, as in `validate`.
         locked.table.check(hash, account, nonce, self.floor.load(Ordering::Relaxed))
     }
 
@@ -367,6 +372,17 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
             total.add(&s.lock().stats);
         }
         total
+    }
+
+    /// The number of shards (see [`NonceValidatorBuilder::shards`]).
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceValidator, Policy};
+    /// assert_eq!(NonceValidator::<u8>::builder(Policy::Strict).shards(8).build()?.shard_count(), 8);
+    /// # Ok::<(), monotonic_nonce::BuildError>(())
+    /// ```
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
     }
 
     /// The policy.

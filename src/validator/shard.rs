@@ -7,10 +7,12 @@
 //! Plain single-threaded data; the validator locks it. The caller hashes each
 //! key once (that hash also chose the shard) and passes it in.
 
+use super::capacity::Capacity;
 use super::snapshot::{AccountSnapshot, StateSnapshot};
 use super::state::{Alignment, Refusal, State};
 use super::Policy;
 use crate::error::Rejection;
+use crate::sync::Arc;
 use hashbrown::HashTable;
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
@@ -179,8 +181,9 @@ pub(super) struct Shard<K, S, T: State, E: Extra> {
     lru: Vec<Node<K>>,
     head: u32,
     tail: u32,
-    /// Accounts this shard may track; `None`: unbounded, and no LRU bookkeeping.
-    capacity: Option<usize>,
+    /// The validator's bound on accounts, shared by its shards; `None`:
+    /// unbounded, and no LRU bookkeeping.
+    capacity: Option<Arc<Capacity>>,
 }
 
 impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T, Shared> {
@@ -195,14 +198,14 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State> Shard<K, S, T, OwnFloor> {
     /// A shard whose accounts keep their own floors: it tracks at most
     /// `capacity` accounts, evicting the least recently active (`None`:
     /// every account, as in a restored validator).
-    pub(super) fn own_floors(param: u64, capacity: Option<usize>, hasher: S) -> Self {
+    pub(super) fn own_floors(param: u64, capacity: Option<Arc<Capacity>>, hasher: S) -> Self {
         Self::new(param, capacity, hasher)
     }
 }
 
 impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, E: Extra> Shard<K, S, T, E> {
     /// Only through `unbounded` and `own_floors`: a capacity comes with an LRU node.
-    fn new(param: u64, capacity: Option<usize>, hasher: S) -> Self {
+    fn new(param: u64, capacity: Option<Arc<Capacity>>, hasher: S) -> Self {
         let (table, side) = (HashTable::new(), T::Side::default());
         Self { table, side, hasher, param, lru: Vec::new(), head: NIL, tail: NIL, capacity }
     }
@@ -320,9 +323,12 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, E: Extra> Shard<K, S, T, E>
     /// returns the evicted account's highest nonce (or its floor, if higher).
     fn insert(&mut self, hash: u64, mut entry: Entry<K, T, E>) -> Evicted {
         let mut evicted = None;
-        if let Some(capacity) = self.capacity {
-            let limit = capacity.min(NIL as usize - 1);
-            let node = if self.table.len() >= limit && self.tail != NIL {
+        if let Some(capacity) = &self.capacity {
+            // at the validator's bound (or the LRU's index space): evict this shard's
+            // least recently active account, if it has one
+            let full = capacity.claim() || self.table.len() >= NIL as usize - 1;
+            let node = if full && self.tail != NIL {
+                capacity.release();
                 let victim = self.tail;
                 let old_key = std::mem::replace(&mut self.lru[victim as usize].key, entry.key.clone());
                 let old_hash = self.hasher.hash_one(&old_key);
@@ -403,7 +409,8 @@ mod tests {
 
     #[test]
     fn lru_evicts_the_least_recently_active_account() {
-        let mut s = Shard::<u32, _, Strict, OwnFloor>::own_floors(0, Some(2), RandomState::new());
+        let mut s =
+            Shard::<u32, _, Strict, OwnFloor>::own_floors(0, Some(Arc::new(Capacity::new(2))), RandomState::new());
         for (k, n, evicted) in [(1, 10, None), (2, 20, None), (1, 11, None), (3, 30, Some(20))] {
             // 1 is the most recent after its second nonce, so 3 evicts 2
             assert_eq!(s.validate(h(&s, k), &k, n, 0), Ok(evicted));
@@ -419,7 +426,8 @@ mod tests {
     /// per tracked account, however many come and go.
     #[test]
     fn evicting_a_wide_account_frees_its_side_slot() {
-        let mut s = Shard::<u32, _, Highest8, OwnFloor>::own_floors(2, Some(2), RandomState::new());
+        let mut s =
+            Shard::<u32, _, Highest8, OwnFloor>::own_floors(2, Some(Arc::new(Capacity::new(2))), RandomState::new());
         let far = 1 << 40;
         for k in 0..10u32 {
             for n in [7, far] {

@@ -10,6 +10,7 @@ use super::window::{ring_words, Window};
 use super::{NonceValidator, Policy};
 use crate::clock::Clock;
 use crate::error::BuildError;
+use crate::strategy::TimeScale;
 use crate::sync::Ordering;
 use std::hash::{BuildHasher, Hash};
 
@@ -19,7 +20,7 @@ use std::hash::{BuildHasher, Hash};
 /// let v = monotonic_nonce::NonceValidator::<u8>::new(monotonic_nonce::Policy::Strict);
 /// assert_eq!(v.snapshot().version, monotonic_nonce::SNAPSHOT_VERSION);
 /// ```
-pub const SNAPSHOT_VERSION: u32 = 2;
+pub const SNAPSHOT_VERSION: u32 = 3;
 
 /// The state of a [`NonceValidator`]: its policy, the eviction floor, and
 /// every tracked account's state. Serializable with the `serde` feature,
@@ -47,12 +48,20 @@ pub const SNAPSHOT_VERSION: u32 = 2;
 pub struct ValidatorSnapshot<K> {
     /// The format version ([`SNAPSHOT_VERSION`] when taken by this build).
     pub version: u32,
-    /// The policy the state was built under.
+    /// The policy the state was built under, with its `k` or `w`.
     pub policy: Policy,
+    /// The time scale of the nonces (the clients' strategy): a snapshot is
+    /// restored only under the same scale.
+    pub time_scale: TimeScale,
+    /// The future bound in force when it was taken, in ms: what the restart
+    /// guard must cover of what the old validator could have accepted.
+    pub max_future_ms: Option<u64>,
     /// The highest nonce of any evicted account.
     pub eviction_floor: u64,
     /// Whether the validator was closed first ([`NonceValidator::close`]):
-    /// then nothing can have been accepted after it.
+    /// then nothing can have been accepted after it. A clean snapshot is
+    /// restored without a guard; `load` marks its file as no longer clean, so
+    /// the same file is never restored clean twice.
     pub clean_shutdown: bool,
     /// Every tracked account.
     pub accounts: Vec<AccountSnapshot<K>>,
@@ -119,8 +128,9 @@ pub enum StateSnapshot {
 }
 
 impl StateSnapshot {
-    /// The accepted nonces this state can still refuse, ascending (for a
-    /// window, every seen nonce inside it: up to `w + 1` values).
+    /// The accepted nonces this state remembers, ascending (for a window,
+    /// every seen nonce inside it: at most `w + 1` values in a snapshot taken
+    /// by [`NonceValidator::snapshot`]).
     ///
     /// ```
     /// use monotonic_nonce::StateSnapshot;
@@ -200,6 +210,17 @@ impl StateSnapshot {
     }
 }
 
+/// The highest nonce `policy` refused for an account in `state` by its bound
+/// alone (below the k-th highest, behind the window), not by remembering it:
+/// the floor that keeps it refused under a wider policy.
+fn bound_floor(state: &StateSnapshot, policy: Policy) -> u64 {
+    match (state, policy) {
+        (StateSnapshot::HighestK { values }, Policy::HighestK(k)) if values.len() >= k => values[0],
+        (StateSnapshot::Window { highest, .. }, Policy::Window(w)) => highest.saturating_sub(w.saturating_add(1)),
+        _ => 0,
+    }
+}
+
 /// Whether a snapshot taken under `from` can be restored into `to`.
 fn widens(from: Policy, to: Policy) -> bool {
     match (from, to) {
@@ -241,6 +262,8 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
         ValidatorSnapshot {
             version: SNAPSHOT_VERSION,
             policy: self.policy,
+            time_scale: self.limits.scale,
+            max_future_ms: self.limits.max_future_ms(),
             // Relaxed: read after every shard was copied; a floor raised meanwhile
             // only makes the snapshot stricter.
             eviction_floor: self.floor.load(Ordering::Relaxed),
@@ -322,14 +345,27 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
                 snapshot.eviction_floor
             )));
         }
-        let guard = match (snapshot.clean_shutdown, self.limits.reachable(0).is_some()) {
+        if snapshot.time_scale != self.limits.scale {
+            return Err(BuildError::restore(format!(
+                "the snapshot was taken under the time scale of {} nonce units per ms, this validator uses {}; its nonces would stand for other times",
+                snapshot.time_scale.units_per_ms(),
+                self.limits.scale.units_per_ms()
+            )));
+        }
+        // what the old validator could have accepted reached as far as its own future
+        // bound: the guard covers the larger of the two
+        let future = match (snapshot.max_future_ms, self.limits.max_future_ms()) {
+            (Some(old), Some(new)) => Some(old.max(new)),
+            (old, new) => old.or(new),
+        };
+        let guard = match (snapshot.clean_shutdown, future) {
             (true, _) => 0,
-            (false, true) => {
+            (false, Some(future)) => {
                 // the largest nonce an honest client could have had accepted before the restart
-                self.limits.reachable(self.clock.now_ms()?).unwrap_or(0)
+                self.limits.reachable_within(self.clock.now_ms()?, future).unwrap_or(0)
             }
-            (false, false) if accept_unclean => 0,
-            (false, false) => {
+            (false, None) if accept_unclean => 0,
+            (false, None) => {
                 return Err(BuildError::restore(
                     "the snapshot was not taken after close() and there is no max_future, so requests accepted after it could be replayed; set max_future, or call accept_unclean_restore()",
                 ))
@@ -341,13 +377,15 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
             if account.floor > ceiling {
                 return Err(BuildError::restore(format!("account #{i}: a floor above the ceiling {ceiling}")));
             }
+            // widened: what the old policy refused by its bound alone stays refused
+            let bound = if snapshot.policy == self.policy { 0 } else { bound_floor(&account.state, snapshot.policy) };
             let hash = self.hasher.hash_one(&account.account);
             let restored = self.shard(hash).lock().table.restore(
                 hash,
                 account.account,
                 &account.state,
                 snapshot.policy,
-                account.floor.max(guard),
+                account.floor.max(guard).max(bound),
                 ceiling,
             );
             let evicted =
@@ -399,11 +437,20 @@ mod file {
     }
 
     impl<K: serde::de::DeserializeOwned> ValidatorSnapshot<K> {
-        /// Reads a snapshot written by [`save`](Self::save).
+        /// Reads a snapshot written by [`save`](Self::save), to restore it.
+        ///
+        /// A clean snapshot (taken after [`close`](crate::NonceValidator::close))
+        /// is returned clean once: before returning, `load` rewrites the file
+        /// as not clean (atomically, synced), so a process that restores it,
+        /// accepts requests and crashes before its next save cannot have the
+        /// same file restored without a guard again. The next start then needs
+        /// `max_future` (the restart guard) or
+        /// [`accept_unclean_restore`](crate::NonceValidatorBuilder::accept_unclean_restore).
         ///
         /// # Errors
         /// [`SnapshotError::Io`] when it cannot be read (a missing file
-        /// included: see [`load_if_exists`](Self::load_if_exists));
+        /// included: see [`load_if_exists`](Self::load_if_exists)) or a clean
+        /// one cannot be marked as used (nothing is returned then: fail closed);
         /// [`SnapshotError::Format`] when it is not a complete snapshot;
         /// [`SnapshotError::Version`] when another format version wrote it.
         ///
@@ -429,7 +476,23 @@ mod file {
                     expected: SNAPSHOT_VERSION,
                 });
             }
-            serde_json::from_slice(&bytes).map_err(|source| SnapshotError::Format { path: path.to_owned(), source })
+            let snapshot: Self = serde_json::from_slice(&bytes)
+                .map_err(|source| SnapshotError::Format { path: path.to_owned(), source })?;
+            if snapshot.clean_shutdown {
+                // this load is the one clean restore the file allows: mark it used
+                // (durably) before anyone can act on it
+                let mut used: serde_json::Value = serde_json::from_slice(&bytes)
+                    .map_err(|source| SnapshotError::Format { path: path.to_owned(), source })?;
+                used["clean_shutdown"] = serde_json::Value::Bool(false);
+                let used = serde_json::to_vec(&used)
+                    .map_err(|source| SnapshotError::Format { path: path.to_owned(), source })?;
+                crate::persist::replace_file(path, &used).map_err(|e| SnapshotError::Io {
+                    path: path.to_owned(),
+                    doing: "mark as used",
+                    source: std::io::Error::new(e.kind().unwrap_or(std::io::ErrorKind::Other), e.to_string()),
+                })?;
+            }
+            Ok(snapshot)
         }
 
         /// [`load`](Self::load), with a missing file as `Ok(None)`: the first start.

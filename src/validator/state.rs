@@ -147,6 +147,9 @@ impl<R: Ring + Send + Sync + 'static> State for Window<R> {
     }
     fn snapshot(&self, w: u64, (): &()) -> Option<StateSnapshot> {
         let (highest, low, ring) = self.parts(w);
+        // a run reaching below the window is refused there by the bound, not by memory:
+        // only its part inside the window is kept (at most w + 1 values)
+        let low = if ring.is_none() { low.max(highest.saturating_sub(w)) } else { low };
         (highest != 0).then(|| StateSnapshot::Window { highest, low, ring: ring.unwrap_or_default() })
     }
     fn from_window(win: &Window, w: u64) -> Option<Self> {

@@ -4,6 +4,7 @@
 //! or it is restored), so the hot path is monomorphized per state type behind
 //! one `match`.
 
+use super::capacity::Capacity;
 use super::highest::{Highest16, Highest24, Highest32, Highest40, Highest8, HighestDeque};
 use super::shard::{Evicted, OwnFloor, Shard, Shared};
 use super::snapshot::{AccountSnapshot, StateSnapshot};
@@ -11,6 +12,7 @@ use super::state::{BigWindow, SmallWindow, Strict};
 use super::window::ring_words;
 use super::Policy;
 use crate::error::Rejection;
+use crate::sync::Arc;
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 
@@ -42,7 +44,7 @@ macro_rules! tables {
             /// An empty shard of state `class`, tracking at most `capacity`
             /// accounts (`None`: every account); `own_floors` gives each
             /// account its own floor (always with a `capacity`).
-            fn of(class: Class, param: u64, capacity: Option<usize>, own_floors: bool, hasher: S) -> Self {
+            fn of(class: Class, param: u64, capacity: Option<Arc<Capacity>>, own_floors: bool, hasher: S) -> Self {
                 match (class, own_floors || capacity.is_some()) {
                     $(
                         (Class::$state, false) => Table::$state(Shard::unbounded(param, hasher)),
@@ -77,7 +79,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Table<K, S> {
     /// `capacity` accounts. Its accounts keep their own floors when it is
     /// bounded or `restored`; otherwise the validator's floor never rises
     /// (only an eviction or a restore raises it) and they share it.
-    pub(super) fn new(policy: Policy, capacity: Option<usize>, restored: bool, hasher: S) -> Self {
+    pub(super) fn new(policy: Policy, capacity: Option<Arc<Capacity>>, restored: bool, hasher: S) -> Self {
         let (class, param) = match policy {
             Policy::Strict => (Class::Strict, 0),
             Policy::HighestK(k) => {
