@@ -15,6 +15,12 @@ pub(crate) use loom::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsiz
 #[cfg(loom)]
 pub(crate) use loom::sync::Arc;
 
+/// The lock the Redis guard holds across a round trip to the store (tokio's:
+/// it is held over `.await`). The Redis validator runs on tokio, which loom
+/// does not model; this is its one lock.
+#[cfg(feature = "redis")]
+pub(crate) use tokio::sync::Mutex as AsyncMutex;
+
 /// A mutex whose `lock()` returns the guard directly, whichever backend is in use.
 #[derive(Debug, Default)]
 pub(crate) struct Mutex<T> {

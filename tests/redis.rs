@@ -29,9 +29,12 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
+/// A gateway on a prefix each test uses first: `assume_new_prefix`, so the
+/// first start raises no guard (the tests that are about the guard say so).
 async fn redis_validator(url: &str, policy: Policy, clock: &ManualClock, prefix: &str) -> RedisValidator<ManualClock> {
     RedisValidator::builder(policy)
         .response_timeout(TIMEOUT)
+        .assume_new_prefix()
         .url(url)
         .key_prefix(prefix)
         .clock(clock.clone())
@@ -218,6 +221,7 @@ fn the_blocking_twin_from_plain_threads_accepts_each_pair_exactly_once() {
         .url(&server.url())
         .clock(ManualClock::new(T0))
         .max_future(Duration::from_secs(5))
+        .assume_new_prefix()
         .build_blocking()
         .unwrap();
     assert_eq!(v.ping(), Ok(()));
@@ -271,6 +275,7 @@ fn concurrent_gateways_on_a_3_master_cluster_accept_each_pair_exactly_once() {
                     .cluster(cluster.urls())
                     .clock(clock.clone())
                     .max_future(Duration::from_secs(5))
+                    .assume_new_prefix()
                     .build(),
             )
             .unwrap()
@@ -302,7 +307,11 @@ fn an_outage_fails_closed_and_validation_resumes_after_it() {
     let start = std::time::Instant::now();
     loop {
         match rt.block_on(v.validate("a", T0 + 1_000)) {
-            Ok(()) => break,
+            // a new run id: the guard refuses up to now + max_future (whatever appendfsync says)
+            Err(Rejection::TooLow { last_nonce, .. }) => {
+                assert_eq!(last_nonce, T0 + 5_000);
+                break;
+            }
             Err(Rejection::Unavailable { .. }) if start.elapsed() < Duration::from_secs(10) => {
                 std::thread::sleep(Duration::from_millis(50))
             }
@@ -310,8 +319,10 @@ fn an_outage_fails_closed_and_validation_resumes_after_it() {
         }
     }
     assert_eq!(rt.block_on(v.ping()), Ok(()));
+    clock.advance(1);
+    assert_eq!(rt.block_on(v.validate("a", T0 + 5_001)), Ok(()), "validation resumes above the guard");
     let s = v.stats();
-    assert!(s.unavailable >= 50 && s.accepted == 2, "{s:?}");
+    assert!(s.unavailable >= 50 && s.accepted == 2 && s.too_low == 1, "{s:?}");
 }
 
 /// `appendfsync everysec`: a SIGKILL right after a burst can lose the last
@@ -445,24 +456,33 @@ fn account_keys_of_any_bytes_and_an_oversized_one() {
     }
     let huge = vec![b'a'; 1 << 20];
     assert_eq!(rt.block_on(v.validate(&huge, 5)), Err(Rejection::AccountTooLong { len: 1 << 20, max: 1024 }));
-    assert_eq!(server.cli(&["DBSIZE"]).trim(), "5", "nothing written for the oversized key");
+    // the five accounts and the prefix's record
+    assert_eq!(server.cli(&["DBSIZE"]).trim(), "6", "nothing written for the oversized key");
 }
 
 #[test]
 fn a_key_holding_foreign_state_is_unavailable_and_left_as_it_is() {
     let server = RedisServer::start(&["--appendfsync", "always"]);
     let rt = runtime();
-    let build = |policy| {
-        rt.block_on(RedisValidator::builder(policy).response_timeout(TIMEOUT).url(&server.url()).build()).unwrap()
+    let build = |policy, prefix| {
+        rt.block_on(
+            RedisValidator::builder(policy).response_timeout(TIMEOUT).url(&server.url()).key_prefix(prefix).build(),
+        )
     };
-    let (strict, highest) = (build(Policy::Strict), build(Policy::HighestK(4)));
+    let (strict, highest) = (build(Policy::Strict, "nonce").unwrap(), build(Policy::HighestK(4), "h").unwrap());
+    // a gateway of another policy on the prefix is refused outright (the prefix's record)
+    assert!(matches!(build(Policy::HighestK(4), "nonce"), Err(BuildError::Store { .. })));
     assert_eq!(rt.block_on(strict.validate("a", 5)), Ok(()));
-    let key = server.cli(&["KEYS", "*"]).trim().to_owned();
+    assert_eq!(rt.block_on(highest.validate("a", 9)), Ok(()));
+    let key = "{nonce:a}".to_owned();
     let stored = server.cli(&["GET", &key]);
-    // another policy's state under the same prefix: refused as unavailable, both ways, nothing written
-    assert!(matches!(rt.block_on(highest.validate("a", 9)), Err(Rejection::Unavailable { .. })));
-    assert_eq!(rt.block_on(highest.validate("b", 9)), Ok(()));
+    // another policy's state in a key (copied by hand): refused as unavailable, both ways, nothing written
+    server.cli(&["COPY", "{h:a}", "{nonce:b}"]);
+    server.cli(&["COPY", "{nonce:a}", "{h:c}"]);
+    let (foreign_k, foreign_s) = (server.cli(&["DUMP", "{nonce:b}"]), server.cli(&["DUMP", "{h:c}"]));
     assert!(matches!(rt.block_on(strict.validate("b", 10)), Err(Rejection::Unavailable { .. })));
+    assert!(matches!(rt.block_on(highest.validate("c", 9)), Err(Rejection::Unavailable { .. })));
+    assert_eq!((server.cli(&["DUMP", "{nonce:b}"]), server.cli(&["DUMP", "{h:c}"])), (foreign_k, foreign_s));
     assert_eq!(server.cli(&["GET", &key]), stored);
     // values no validator writes: a short one with Strict's tag, a 9-byte one with another tag, another type
     for (setup, bad) in
@@ -515,6 +535,7 @@ fn keys_expire_once_every_nonce_they_refuse_is_too_old() {
                 .max_past(Duration::from_secs(60))
                 .max_future(Duration::from_secs(5))
                 .expiry_margin(Duration::from_secs(1))
+                .assume_new_prefix()
                 .build(),
         )
         .unwrap();

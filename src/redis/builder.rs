@@ -1,7 +1,8 @@
 //! [`RedisValidatorBuilder`]: the settings of a [`RedisValidator`], checked
 //! against each other and against the store's own configuration at `build()`.
 
-use super::guard::Guard;
+use super::guard::{Guard, Start};
+use super::meta::{self, Meta};
 use super::store::{self, Conn, Target};
 use super::{Inner, RedisValidator};
 use crate::clock::{Clock, SystemClock};
@@ -36,6 +37,8 @@ pub struct RedisValidatorBuilder<C: Clock = SystemClock> {
     timeout: Duration,
     expiry_margin: Duration,
     accept_durability_risk: bool,
+    declared_noeviction: bool,
+    assume_new_prefix: bool,
 }
 
 impl RedisValidator {
@@ -59,6 +62,8 @@ impl RedisValidator {
             timeout: DEFAULT_TIMEOUT,
             expiry_margin: DEFAULT_EXPIRY_MARGIN,
             accept_durability_risk: false,
+            declared_noeviction: false,
+            assume_new_prefix: false,
         }
     }
 }
@@ -124,6 +129,8 @@ impl<C: Clock> RedisValidatorBuilder<C> {
             timeout: self.timeout,
             expiry_margin: self.expiry_margin,
             accept_durability_risk: self.accept_durability_risk,
+            declared_noeviction: self.declared_noeviction,
+            assume_new_prefix: self.assume_new_prefix,
         }
     }
 
@@ -239,6 +246,44 @@ impl<C: Clock> RedisValidatorBuilder<C> {
         self
     }
 
+    /// For a store whose `CONFIG` command is disabled (managed Redis such as
+    /// ElastiCache or Aiven for Valkey): the operator declares that its
+    /// `maxmemory-policy` is `noeviction`, which the validator cannot check.
+    /// The store is then treated as one that may lose acknowledged writes:
+    /// `build()` needs [`max_future`](Self::max_future) (the restart guard)
+    /// or [`accept_durability_risk`](Self::accept_durability_risk).
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// use std::time::Duration;
+    /// let builder = RedisValidator::builder(Policy::Strict)
+    ///     .url("redis://my-elasticache:6379")
+    ///     .declare_noeviction()
+    ///     .max_future(Duration::from_secs(30));
+    /// # drop(builder);
+    /// ```
+    pub fn declare_noeviction(mut self) -> Self {
+        self.declared_noeviction = true;
+        self
+    }
+
+    /// Declares that the key prefix has never held keys (a new deployment), so
+    /// its first start raises no guard. Without it, a prefix whose record is
+    /// missing is taken as one whose state may have been lost while no gateway
+    /// was watching (a `FLUSHALL` with every gateway down): with `max_future`
+    /// set, every gateway then refuses nonces up to `now + max_future` for
+    /// `max_future`. Once the prefix's record exists this changes nothing.
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// let builder = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").key_prefix("gw-v2").assume_new_prefix();
+    /// # drop(builder);
+    /// ```
+    pub fn assume_new_prefix(mut self) -> Self {
+        self.assume_new_prefix = true;
+        self
+    }
+
     /// Checks the settings, connects, reads `maxmemory-policy`, `appendonly`
     /// and `appendfsync` on every master, and builds the validator.
     ///
@@ -246,8 +291,11 @@ impl<C: Clock> RedisValidatorBuilder<C> {
     /// [`BuildError::InvalidConfig`] for an invalid policy, strategy, ceiling,
     /// key prefix or missing `url`/`cluster`; [`BuildError::Store`] when the
     /// store does not answer, evicts keys (`maxmemory-policy` other than
-    /// `noeviction`), or may lose writes on a restart while there is neither a
-    /// `max_future` nor [`accept_durability_risk`](Self::accept_durability_risk).
+    /// `noeviction`), refuses `CONFIG` and nothing was declared
+    /// ([`declare_noeviction`](Self::declare_noeviction)), may lose writes on
+    /// a restart while there is neither a `max_future` nor
+    /// [`accept_durability_risk`](Self::accept_durability_risk), or its key
+    /// prefix was started with another policy, width or time scale.
     ///
     /// ```no_run
     /// use monotonic_nonce::{Policy, RedisValidator};
@@ -268,25 +316,59 @@ impl<C: Clock> RedisValidatorBuilder<C> {
         }
         let expiry_margin_ms = BuildError::duration_ms("expiry_margin", self.expiry_margin)?;
         let conn = Conn::open(&target, self.timeout).await?;
-        let durability = store::check_config(&conn).await?;
+        let durability = store::check_config(&conn, self.declared_noeviction).await?;
         if !durability.fsync_always && self.max_future.is_none() && !self.accept_durability_risk {
+            let why = if durability.readable {
+                "the store does not fsync every write (appendfsync is not always)"
+            } else {
+                "the store's durability cannot be read (CONFIG is disabled), so it is taken as one that may lose writes"
+            };
             return Err(BuildError::Store {
-                reason: "the store does not fsync every write (appendfsync is not always), so a restart can lose accepted nonces and reopen their replays; set max_future (the restart guard), appendfsync always, or call accept_durability_risk()".to_owned(),
+                reason: format!("{why}, so a restart can lose accepted nonces and reopen their replays; set max_future (the restart guard), appendfsync always, or call accept_durability_risk()"),
             });
         }
-        let ids = store::run_ids(&conn).await.map_err(|e| BuildError::Store { reason: format!("INFO server: {e}") })?;
+        let ids =
+            store::node_ids(&conn).await.map_err(|e| BuildError::Store { reason: format!("INFO server: {e}") })?;
         let now = self.clock.now_ms()?;
-        // A server that started less than max_future ago may have lost writes this
-        // gateway never saw: start with the guard up (it lasts at most max_future).
-        let floor = if durability.fsync_always {
-            0
-        } else {
-            let uptime_ms = store::uptime_ms(&conn).await.unwrap_or(0);
-            match (self.max_future, limits.reachable(now)) {
-                (Some(f), Some(reachable)) if uptime_ms <= f.as_millis() as u64 + 1_000 => reachable,
-                _ => 0,
+        // the prefix's record: the same settings, or no gateway of ours
+        let settings = meta::settings(policy, limits.scale.units_per_ms());
+        let meta_key = meta::key(&self.prefix);
+        let store_err = |e: String| BuildError::Store { reason: e };
+        let existing = meta::read(&conn, &meta_key).await.map_err(|e| store_err(e.to_string()))?.map_err(store_err)?;
+        // A prefix seen for the first time (its state may have been lost with no one
+        // to notice, unless the operator says it is new) starts with the guard up, on
+        // every gateway (the floor is in the record); so does a server that started
+        // less than max_future ago and may have lost writes this gateway never saw.
+        let fresh_floor = match limits.reachable(now) {
+            Some(reachable) if !self.assume_new_prefix => reachable,
+            _ => 0,
+        };
+        let record = match existing {
+            Some(m) => m,
+            None => {
+                let fresh = Meta::fresh(&settings, fresh_floor).map_err(store_err)?;
+                meta::create(&conn, &meta_key, &fresh)
+                    .await
+                    .map_err(|e| store_err(e.to_string()))?
+                    .map_err(store_err)?
             }
         };
+        if record.settings != settings {
+            return Err(BuildError::Store {
+                reason: format!(
+                    "the key prefix {:?} holds keys written with {}, this gateway has {}: a key read under other rules could reopen replays. Every gateway on a prefix needs the same policy, width and time scale; to change them, stop the gateways of the old settings and start the new ones on a new key_prefix with max_future (its first start raises the guard past everything the old prefix could have accepted)",
+                    self.prefix, record.settings, settings
+                ),
+            });
+        }
+        let youngest_ms = ids.iter().map(|n| n.uptime_s).min().unwrap_or(0).saturating_mul(1_000);
+        let young = match (self.max_future, limits.reachable(now)) {
+            (Some(f), Some(reachable)) if !durability.fsync_always && youngest_ms <= f.as_millis() as u64 + 1_000 => {
+                reachable
+            }
+            _ => 0,
+        };
+        let floor = record.floor.max(young);
         let mut prefix = Vec::with_capacity(self.prefix.len() + 2);
         prefix.push(b'{');
         prefix.extend_from_slice(self.prefix.as_bytes());
@@ -301,7 +383,15 @@ impl<C: Clock> RedisValidatorBuilder<C> {
                 limits,
                 expiry_margin_ms,
                 timeout: self.timeout,
-                guard: Guard::new(ids, now, floor),
+                guard: Guard::new(Start {
+                    ids,
+                    epoch: record.epoch,
+                    meta_key,
+                    settings,
+                    check_eviction: durability.readable,
+                    now_ms: now,
+                    floor,
+                }),
                 stats: Mutex::new(Stats::default()),
             }),
         })

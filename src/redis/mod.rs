@@ -12,6 +12,7 @@
 mod blocking;
 mod builder;
 mod guard;
+mod meta;
 mod store;
 mod wire;
 
@@ -47,6 +48,28 @@ pub const MAX_ACCOUNT_LEN: usize = 1024;
 ///
 /// Clones share the connection. Needs a tokio runtime (redis-rs's
 /// `tokio-comp`).
+///
+/// # Restarts, failovers and operators
+/// What each setting trusts, and what the validator detects:
+///
+/// | event | detected by | with `max_future` | without it |
+/// |---|---|---|---|
+/// | a master restarts or is replaced (failover, even to a replica that lags) | its `run_id` changes (or, where `INFO` has none, its uptime goes down), read after any error and at least once a second | the guard: every nonce standing for up to `detection + max_future` is refused, whatever `appendfsync` says (replication is asynchronous) | trusted: `build()` demanded `appendfsync always` or [`accept_durability_risk`](RedisValidatorBuilder::accept_durability_risk) |
+/// | `FLUSHALL`, `FLUSHDB`, the prefix's keys deleted, an old backup restored | the prefix's record `{prefix}:meta` is gone or holds another epoch | the guard, on every gateway | fails closed for good (`Unavailable`): no guard can refuse the replays |
+/// | `maxmemory-policy` set to an evicting policy at run time | re-read at each check (where `CONFIG` answers) | `Unavailable` until it is `noeviction` again | the same |
+/// | a gateway with another policy, width or time scale on the prefix | the record names the settings the keys were written with | `build()` refuses it (a rolling deploy stops at the first such gateway; the others keep serving) | the same |
+/// | a prefix's first start | no record yet | the guard, unless [`assume_new_prefix`](RedisValidatorBuilder::assume_new_prefix) | nothing |
+///
+/// Operators must not: delete single account keys by hand (undetectable: that
+/// account's replays reopen), run two fleets of other settings on one prefix
+/// (refused), or give the store a policy that evicts keys (refused, at
+/// `build()` and at run time). On managed Redis where `CONFIG` is disabled,
+/// [`declare_noeviction`](RedisValidatorBuilder::declare_noeviction) states
+/// the eviction policy in its place, and the store is taken as one that may
+/// lose writes. To change the policy, its width or the time scale, stop the
+/// gateways of the old settings and start the new ones on a new key prefix
+/// with `max_future`: its first start refuses everything the old prefix could
+/// have accepted.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -359,30 +382,7 @@ impl<C: Clock> RedisValidator<C> {
         let failed = |why: String| calls.iter().map(|_| Err(unavailable(&why))).collect::<Vec<_>>();
         let work = async {
             match &self.inner.conn {
-                Conn::Single(_) => {
-                    let mut pipe = redis::pipe();
-                    for (_, key, nonce, ttl) in calls {
-                        pipe.invoke_script(&self.invocation(key, Op::Validate, *nonce, floor, *ttl));
-                    }
-                    let first = self.inner.conn.pipeline(&pipe).await;
-                    let replies = match first {
-                        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                            // a restart flushed the script cache: load it and send the batch again
-                            let mut load = redis::cmd("SCRIPT");
-                            load.arg("LOAD").arg(store::SOURCE);
-                            match self.inner.conn.query(&load).await {
-                                Ok(_) => self.inner.conn.pipeline(&pipe).await,
-                                Err(e) => Err(e),
-                            }
-                        }
-                        other => other,
-                    };
-                    match replies {
-                        Ok(values) if values.len() == calls.len() => values.into_iter().map(Ok).collect(),
-                        Ok(values) => failed(format!("{} replies for {} calls", values.len(), calls.len())),
-                        Err(e) => failed(e.to_string()),
-                    }
-                }
+                Conn::Single(_) => self.pipeline_once_each(calls, floor).await,
                 Conn::Cluster(_) => {
                     let each =
                         calls.iter().map(|(_, key, nonce, ttl)| {
@@ -408,6 +408,63 @@ impl<C: Clock> RedisValidator<C> {
                 failed("timed out".to_owned())
             }
         }
+    }
+}
+
+impl<C: Clock> RedisValidator<C> {
+    /// The batch as one pipeline on one node. Each item runs at most once: after
+    /// `SCRIPT FLUSH` (a restart, an operator) only the items refused with
+    /// `NOSCRIPT` are sent again, after loading the script; an item that ran is
+    /// never resent (its resend would refuse an honest nonce as already used).
+    async fn pipeline_once_each(
+        &self,
+        calls: &[(usize, Vec<u8>, u64, u64)],
+        floor: u64,
+    ) -> Vec<Result<Value, Rejection>> {
+        let mut replies: Vec<Option<Result<Value, Rejection>>> = vec![None; calls.len()];
+        let mut pending: Vec<usize> = (0..calls.len()).collect();
+        for _ in 0..3 {
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
+            for &i in &pending {
+                let (_, key, nonce, ttl) = &calls[i];
+                pipe.invoke_script(&self.invocation(key, Op::Validate, *nonce, floor, *ttl));
+            }
+            let values = match self.inner.conn.pipeline(&pipe).await {
+                Ok(values) if values.len() == pending.len() => values,
+                Ok(values) => {
+                    let why = format!("{} replies for {} calls", values.len(), pending.len());
+                    pending.iter().for_each(|&i| replies[i] = Some(Err(unavailable(&why))));
+                    break;
+                }
+                Err(e) => {
+                    pending.iter().for_each(|&i| replies[i] = Some(Err(unavailable(&e.to_string()))));
+                    break;
+                }
+            };
+            let mut again = Vec::new();
+            for (&i, value) in pending.iter().zip(values) {
+                match value {
+                    Value::ServerError(e) if e.kind() == Some(redis::ServerErrorKind::NoScript) => again.push(i),
+                    Value::ServerError(e) => replies[i] = Some(Err(unavailable(&e.to_string()))),
+                    value => replies[i] = Some(Ok(value)),
+                }
+            }
+            if again.is_empty() {
+                break;
+            }
+            let mut load = redis::cmd("SCRIPT");
+            load.arg("LOAD").arg(store::SOURCE);
+            if let Err(e) = self.inner.conn.query(&load).await {
+                again.iter().for_each(|&i| replies[i] = Some(Err(unavailable(&e.to_string()))));
+                break;
+            }
+            pending = again;
+        }
+        replies
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(unavailable("the script cache was flushed on every try"))))
+            .collect()
     }
 }
 

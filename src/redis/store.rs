@@ -160,34 +160,59 @@ pub(super) fn config_value(v: &Value) -> Option<String> {
 /// The durability-related configuration of every master.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Durability {
-    /// Every master's `appendonly yes` and `appendfsync always`: nothing acknowledged is lost.
+    /// Every master's `appendonly yes` and `appendfsync always`: nothing
+    /// acknowledged is lost by a restart of that node (a failover to a lagging
+    /// replica still loses writes: replication is asynchronous).
     pub(super) fsync_always: bool,
+    /// `CONFIG` answers: the periodic check re-reads `maxmemory-policy`.
+    pub(super) readable: bool,
+}
+
+fn config_get(name: &str) -> Cmd {
+    let mut c = redis::cmd("CONFIG");
+    c.arg("GET").arg(name);
+    c
+}
+
+/// Whether an error says the command does not exist (renamed or disabled, as on managed Redis).
+fn is_unknown_command(e: &redis::RedisError) -> bool {
+    let text = e.to_string().to_ascii_lowercase();
+    text.contains("unknown command") || text.contains("unknown subcommand") || text.contains("noperm")
 }
 
 /// Reads `maxmemory-policy`, `appendonly` and `appendfsync` on every master;
-/// refuses a policy that lets Redis evict keys.
-pub(super) async fn check_config(conn: &Conn) -> Result<Durability, BuildError> {
-    let get = |name: &str| {
-        let mut c = redis::cmd("CONFIG");
-        c.arg("GET").arg(name);
-        c
-    };
+/// refuses a policy that lets Redis evict keys. Where `CONFIG` is disabled,
+/// `declared` (the operator's word that the policy is `noeviction`) stands in
+/// for it, and the store is taken as one that may lose writes.
+pub(super) async fn check_config(conn: &Conn, declared: bool) -> Result<Durability, BuildError> {
     let mut fsync_always = true;
     for (name, required) in [("maxmemory-policy", Some("noeviction")), ("appendonly", None), ("appendfsync", None)] {
-        let replies = conn.on_every_master(get(name)).await.map_err(|e| {
-            store_error(&format!("CONFIG GET {name} failed (the validator must see the server's configuration)"), e)
-        })?;
+        let replies = match conn.on_every_master(config_get(name)).await {
+            Ok(replies) => replies,
+            Err(e) if is_unknown_command(&e) && declared => {
+                return Ok(Durability { fsync_always: false, readable: false });
+            }
+            Err(e) if is_unknown_command(&e) => {
+                return Err(BuildError::Store {
+                    reason: format!(
+                        "CONFIG GET {name} is refused ({e}): the store's eviction policy and durability cannot be read (managed Redis?); if its maxmemory-policy is noeviction, say so with declare_noeviction() (and set max_future)"
+                    ),
+                })
+            }
+            Err(e) => {
+                return Err(store_error(
+                    &format!("CONFIG GET {name} failed (the validator must see the server's configuration)"),
+                    e,
+                ))
+            }
+        };
         for (node, reply) in replies {
             let value = config_value(&reply).ok_or_else(|| BuildError::Store {
                 reason: format!("{node}: CONFIG GET {name} gave no value ({reply:?})"),
             })?;
             if let Some(required) = required {
                 if value != required {
-                    return Err(BuildError::Store {
-                        reason: format!(
-                            "{node}: maxmemory-policy is {value}; Redis evicting an account key would reopen its replays, so only noeviction is accepted (CONFIG SET maxmemory-policy noeviction)"
-                        ),
-                    });
+                    return Err(BuildError::Store { reason: evicting(&node, &value) });
                 }
             }
             match name {
@@ -197,36 +222,67 @@ pub(super) async fn check_config(conn: &Conn) -> Result<Durability, BuildError> 
             }
         }
     }
-    Ok(Durability { fsync_always })
+    Ok(Durability { fsync_always, readable: true })
 }
 
-/// Every master's `run_id`, sorted by node: a change means a restart or a failover.
-pub(super) async fn run_ids(conn: &Conn) -> RedisResult<Vec<(String, String)>> {
+fn evicting(node: &str, policy: &str) -> String {
+    format!(
+        "{node}: maxmemory-policy is {policy}; Redis evicting an account key would reopen its replays, so only noeviction is accepted (CONFIG SET maxmemory-policy noeviction)"
+    )
+}
+
+/// `Err` naming the node when a master's `maxmemory-policy` is not `noeviction`
+/// (the periodic check: a `CONFIG SET` at run time).
+pub(super) async fn check_eviction(conn: &Conn) -> Result<(), String> {
+    let replies = conn
+        .on_every_master(config_get("maxmemory-policy"))
+        .await
+        .map_err(|e| format!("cannot read maxmemory-policy: {e}"))?;
+    for (node, reply) in replies {
+        match config_value(&reply) {
+            Some(v) if v == "noeviction" => {}
+            Some(v) => return Err(evicting(&node, &v)),
+            None => return Err(format!("{node}: CONFIG GET maxmemory-policy gave no value")),
+        }
+    }
+    Ok(())
+}
+
+/// What tells one master's restarts apart: its `run_id`, and its uptime (the
+/// one signal on servers whose `INFO` has no run id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct NodeId {
+    pub(super) node: String,
+    pub(super) run_id: String,
+    pub(super) uptime_s: u64,
+}
+
+/// Every master's identity, sorted by node.
+pub(super) async fn node_ids(conn: &Conn) -> RedisResult<Vec<NodeId>> {
     let mut c = redis::cmd("INFO");
     c.arg("server");
-    let mut ids: Vec<(String, String)> = conn
+    let mut ids: Vec<NodeId> = conn
         .on_every_master(c)
         .await?
         .into_iter()
         .map(|(node, v)| {
-            let id = text(&v).and_then(|t| info_field(&t, "run_id")).unwrap_or_default();
-            (node, id)
+            let info = text(&v).unwrap_or_default();
+            let run_id = info_field(&info, "run_id").unwrap_or_default();
+            let uptime_s = info_field(&info, "uptime_in_seconds").and_then(|s| s.parse().ok()).unwrap_or(0);
+            NodeId { node, run_id, uptime_s }
         })
         .collect();
-    ids.sort();
+    ids.sort_by(|a, b| a.node.cmp(&b.node));
     Ok(ids)
 }
 
-/// How long the (first) master has been up, in ms.
-pub(super) async fn uptime_ms(conn: &Conn) -> RedisResult<u64> {
-    let mut c = redis::cmd("INFO");
-    c.arg("server");
-    let replies = conn.on_every_master(c).await?;
-    Ok(replies
-        .iter()
-        .filter_map(|(_, v)| text(v).and_then(|t| info_field(&t, "uptime_in_seconds")))
-        .filter_map(|s| s.parse::<u64>().ok())
-        .min()
-        .unwrap_or(u64::MAX / 1_000)
-        .saturating_mul(1_000))
+/// Whether any master restarted or was replaced between two readings: its
+/// run id changed (or, without run ids, its uptime went down), or the set of
+/// masters is another one.
+pub(super) fn restarted(before: &[NodeId], now: &[NodeId]) -> bool {
+    before.len() != now.len()
+        || before
+            .iter()
+            .zip(now)
+            .any(|(a, b)| a.node != b.node || a.run_id != b.run_id || (a.run_id.is_empty() && b.uptime_s < a.uptime_s))
 }

@@ -1,3 +1,5 @@
 pub mod model;
 #[cfg(feature = "redis")]
+pub mod proxy;
+#[cfg(feature = "redis")]
 pub mod redis_server;

