@@ -10,7 +10,7 @@
 mod common;
 
 use common::proxy::Proxy;
-use common::redis_server::RedisServer;
+use common::redis_server::{RedisCluster, RedisServer};
 use monotonic_nonce::{BuildError, Clock, ManualClock, Policy, RedisValidator, Rejection};
 use std::time::{Duration, Instant};
 
@@ -244,4 +244,123 @@ fn validate_many_never_refuses_an_item_that_ran_before_a_script_flush() {
     eprintln!("{flushes} flushes, {accepted} accepted, {refused} first-time nonces refused");
     assert!(flushes > 10 && accepted > 0, "{flushes} flushes");
     assert_eq!(refused, 0, "first-time nonces refused after a resend");
+}
+
+async fn cluster_gateway(
+    urls: Vec<String>,
+    clock: &ManualClock,
+    prefix: &str,
+    timeout: Duration,
+) -> Result<RedisValidator<ManualClock>, BuildError> {
+    RedisValidator::builder(Policy::Strict)
+        .response_timeout(timeout)
+        .cluster(urls)
+        .key_prefix(prefix)
+        .clock(clock.clone())
+        .max_future(Duration::from_secs(5))
+        .assume_new_prefix()
+        .build()
+        .await
+}
+
+/// A replica takes over (`CLUSTER FAILOVER TAKEOVER`) with its old master
+/// alive: the gateway's calls are redirected to it without an error. The
+/// writes it missed (deleted on it here, as a replica that lagged would not
+/// have them) must not be accepted again, and the failover counts once.
+#[test]
+fn a_cluster_takeover_with_the_old_master_alive_never_reopens_a_replay() {
+    let cluster = RedisCluster::start_with_replicas(&["--appendfsync", "always"]);
+    let rt = runtime();
+    let clock = ManualClock::new(T0);
+    let v = rt.block_on(cluster_gateway(cluster.urls(), &clock, "ct", TIMEOUT)).unwrap();
+    let now = clock.now_ms().unwrap();
+    let accounts: Vec<String> = (0..30).map(|i| format!("a{i}")).collect();
+    for a in &accounts {
+        assert_eq!(rt.block_on(v.validate(a, now)), Ok(()));
+    }
+    let master = cluster.master_holding("{ct:a0}");
+    let replica = cluster.replica_of(master);
+    let on_master: Vec<&String> = accounts
+        .iter()
+        .filter(|a| cluster.nodes[master].cli(&["EXISTS", &format!("{{ct:{a}}}")]).trim() == "1")
+        .collect();
+    wait_for("the replica to catch up", || {
+        let offset = |n: &RedisServer, f: &str| {
+            n.cli(&["INFO", "replication"]).lines().find_map(|l| l.strip_prefix(f).map(|v| v.trim().to_owned()))
+        };
+        offset(&cluster.nodes[master], "master_repl_offset:") == offset(&cluster.nodes[replica], "slave_repl_offset:")
+    });
+    cluster.nodes[replica].cli(&["CLUSTER", "FAILOVER", "TAKEOVER"]);
+    wait_for("the takeover", || cluster.nodes[replica].cli(&["INFO", "replication"]).contains("role:master"));
+    wait_for("the old master to follow", || cluster.nodes[master].cli(&["INFO", "replication"]).contains("role:slave"));
+    // what a lagging replica would not have
+    for a in &on_master {
+        cluster.nodes[replica].cli(&["DEL", &format!("{{ct:{a}}}")]);
+    }
+    clock.advance(200); // well inside the once-a-second check
+    let replayed: Vec<_> = on_master.iter().filter(|a| answered(&rt, &v, a, now).is_ok()).collect();
+    assert!(replayed.is_empty(), "replays accepted on the new master: {replayed:?} of {}", on_master.len());
+    // later checks see the finished failover: still one
+    for i in 0..3 {
+        clock.advance(1_000);
+        let _ = rt.block_on(v.validate(format!("later{i}"), clock.now_ms().unwrap() + 6_000));
+    }
+    assert_eq!(v.restarts_seen(), 1, "one failover, one restart");
+}
+
+/// A new empty master with slots (and their keys) moved to it: nothing was
+/// lost, so nothing is guarded.
+#[test]
+fn scaling_the_cluster_out_is_not_a_restart() {
+    let mut cluster = RedisCluster::start(&["--appendfsync", "always"]);
+    let rt = runtime();
+    let clock = ManualClock::new(T0);
+    let v = rt.block_on(cluster_gateway(cluster.urls(), &clock, "so", TIMEOUT)).unwrap();
+    let now = clock.now_ms().unwrap();
+    for i in 0..30 {
+        assert_eq!(rt.block_on(v.validate(format!("a{i}"), now)), Ok(()));
+    }
+    cluster.scale_out(&["--appendfsync", "always"], 1_000);
+    for step in 1..=3 {
+        clock.advance(1_000);
+        for i in 0..30 {
+            let r = answered(&rt, &v, &format!("a{i}"), now + step);
+            assert_eq!(r, Ok(()), "a{i} after the scale-out");
+            assert!(matches!(rt.block_on(v.validate(format!("a{i}"), now)), Err(Rejection::TooLow { .. })));
+        }
+    }
+    assert_eq!((v.restarts_seen(), v.guard_floor()), (0, 0));
+}
+
+/// One master hung (SIGSTOP): its accounts are unavailable, the others'
+/// are answered.
+#[test]
+fn one_hung_master_does_not_stop_the_others() {
+    let cluster = RedisCluster::start(&["--appendfsync", "always"]);
+    let rt = runtime();
+    let clock = ManualClock::new(T0);
+    let v = rt.block_on(cluster_gateway(cluster.urls(), &clock, "h", Duration::from_millis(300))).unwrap();
+    let now = clock.now_ms().unwrap();
+    let accounts: Vec<String> = (0..30).map(|i| format!("a{i}")).collect();
+    for a in &accounts {
+        assert_eq!(rt.block_on(v.validate(a, now)), Ok(()));
+    }
+    let hung = cluster.master_holding("{h:a0}");
+    let (on_hung, healthy): (Vec<&String>, Vec<&String>) =
+        accounts.iter().partition(|a| cluster.nodes[hung].cli(&["EXISTS", &format!("{{h:{a}}}")]).trim() == "1");
+    cluster.nodes[hung].pause();
+    let r = rt.block_on(v.validate(on_hung[0], now + 1));
+    assert!(matches!(r, Err(Rejection::Unavailable { .. })), "{r:?}");
+    let mut answered_ok = 0;
+    for (i, a) in healthy.iter().cycle().take(20).enumerate() {
+        clock.advance(100);
+        match rt.block_on(v.validate(a, now + 2 + i as u64)) {
+            Ok(()) => answered_ok += 1,
+            other => eprintln!("{a}: {other:?}"),
+        }
+    }
+    cluster.nodes[hung].resume();
+    assert_eq!(answered_ok, 20, "calls for accounts on the healthy masters while one hangs");
+    clock.advance(1_000);
+    assert_eq!(answered(&rt, &v, on_hung[0], now + 100), Ok(()), "the hung master's accounts after it resumed");
 }

@@ -1,9 +1,10 @@
 //! [`RedisValidatorBuilder`]: the settings of a [`RedisValidator`], checked
 //! against each other and against the store's own configuration at `build()`.
 
-use super::guard::{Guard, Start};
+use super::guard::{Guard, Known, Start};
 use super::meta::{self, Meta};
 use super::store::{self, Conn, Target};
+use super::topology;
 use super::{Inner, RedisValidator};
 use crate::clock::{Clock, SystemClock};
 use crate::error::BuildError;
@@ -327,8 +328,13 @@ impl<C: Clock> RedisValidatorBuilder<C> {
                 reason: format!("{why}, so a restart can lose accepted nonces and reopen their replays; set max_future (the restart guard), appendfsync always, or call accept_durability_risk()"),
             });
         }
-        let ids =
-            store::node_ids(&conn).await.map_err(|e| BuildError::Store { reason: format!("INFO server: {e}") })?;
+        let seeds: Vec<String> = match &target {
+            Target::Url(_) => vec!["single".to_owned()],
+            Target::Cluster(nodes) => nodes.iter().map(|n| node_addr(n)).collect(),
+        };
+        let reading = topology::read(&conn, &seeds, &[], self.timeout.max(Duration::from_secs(1)))
+            .await
+            .map_err(|e| BuildError::Store { reason: format!("cannot read the masters: {e}") })?;
         let now = self.clock.now_ms()?;
         // the prefix's record: the same settings, or no gateway of ours
         let settings = meta::settings(policy, limits.scale.units_per_ms());
@@ -361,7 +367,7 @@ impl<C: Clock> RedisValidatorBuilder<C> {
                 ),
             });
         }
-        let youngest_ms = ids.iter().map(|n| n.uptime_s).min().unwrap_or(0).saturating_mul(1_000);
+        let youngest_ms = reading.masters.iter().map(|n| n.uptime_s).min().unwrap_or(0).saturating_mul(1_000);
         let young = match (self.max_future, limits.reachable(now)) {
             (Some(f), Some(reachable)) if !durability.fsync_always && youngest_ms <= f.as_millis() as u64 + 1_000 => {
                 reachable
@@ -384,16 +390,24 @@ impl<C: Clock> RedisValidatorBuilder<C> {
                 expiry_margin_ms,
                 timeout: self.timeout,
                 guard: Guard::new(Start {
-                    ids,
-                    epoch: record.epoch,
+                    known: Known::new(reading, record.epoch),
                     meta_key,
                     settings,
                     check_eviction: durability.readable,
+                    probe_deadline: self.timeout / 2,
                     now_ms: now,
                     floor,
                 }),
+                cluster: matches!(target, Target::Cluster(_)),
                 stats: Mutex::new(Stats::default()),
             }),
         })
     }
+}
+
+/// `host:port` of a node given as a URL (`redis://host:port`) or as `host:port`.
+fn node_addr(node: &str) -> String {
+    let rest = node.split_once("://").map_or(node, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    rest.split('/').next().unwrap_or(rest).to_owned()
 }

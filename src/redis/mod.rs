@@ -14,6 +14,7 @@ mod builder;
 mod guard;
 mod meta;
 mod store;
+mod topology;
 mod wire;
 
 pub use blocking::BlockingRedisValidator;
@@ -107,6 +108,8 @@ struct Inner<C> {
     timeout: Duration,
     guard: Guard,
     stats: Mutex<Stats>,
+    /// A cluster: the script names the master that answered.
+    cluster: bool,
 }
 
 impl<C: Clock> RedisValidator<C> {
@@ -165,6 +168,7 @@ impl<C: Clock> RedisValidator<C> {
         let account = account.as_ref();
         let key = self.key(account)?;
         let reply = self.eval(&key, Op::Last, 1, 0, None).await?;
+        let (reply, _) = wire::split_node(reply, self.inner.cluster)?;
         wire::last_nonce(&reply)
     }
 
@@ -206,7 +210,10 @@ impl<C: Clock> RedisValidator<C> {
                 Ok(floor) => {
                     let replies = self.eval_many(&calls, floor).await;
                     for ((i, _, nonce, _), reply) in calls.iter().zip(replies) {
-                        results[*i] = Some(reply.and_then(|v| decode(&v).and_then(|c| verdict(c, *nonce))));
+                        results[*i] = Some(match reply {
+                            Ok(v) => self.judge(v, *nonce, floor, now).await,
+                            Err(r) => Err(r),
+                        });
                     }
                 }
             }
@@ -256,8 +263,8 @@ impl<C: Clock> RedisValidator<C> {
             Ok(Err(e)) => e.to_string(),
             Err(_) => "timed out".to_owned(),
         };
-        // as after any failed call: check the run ids again before trusting the store
-        self.inner.guard.suspect();
+        // as after any failed call: check the store again before trusting it
+        self.inner.guard.suspect(None);
         Err(unavailable(&why))
     }
 
@@ -322,18 +329,24 @@ impl<C: Clock> RedisValidator<C> {
         until.saturating_sub(now).max(1)
     }
 
-    /// The restart guard is current; answers its floor.
+    /// The restart guard is current (checked if due); answers its floor.
     async fn ready(&self, now: Option<u64>) -> Result<u64, Rejection> {
-        let check = self.inner.guard.ensure_checked(&self.inner.conn, now, &self.inner.limits);
-        match tokio::time::timeout(self.inner.timeout, check).await {
+        self.checked(now, false).await
+    }
+
+    /// Runs the guard's check (at once when `force`) within its budget: two
+    /// response timeouts (each master's probe has half of one).
+    async fn checked(&self, now: Option<u64>, force: bool) -> Result<u64, Rejection> {
+        let check = self.inner.guard.ensure_checked(&self.inner.conn, now, &self.inner.limits, force);
+        match tokio::time::timeout(self.inner.timeout.saturating_mul(2), check).await {
             Ok(Ok(())) => Ok(self.inner.guard.floor()),
             Ok(Err(e)) => {
-                self.inner.guard.suspect();
+                self.inner.guard.suspect(None);
                 Err(unavailable(&e))
             }
             Err(_) => {
-                self.inner.guard.suspect();
-                Err(unavailable("timed out checking the store's run id"))
+                self.inner.guard.suspect(None);
+                Err(unavailable("timed out checking the store"))
             }
         }
     }
@@ -346,7 +359,24 @@ impl<C: Clock> RedisValidator<C> {
         let now = reading.ok();
         let floor = self.ready(now).await?;
         let reply = self.eval(&key, op, nonce, floor, now).await?;
-        decode(&reply).and_then(|c| verdict(c, nonce))
+        self.judge(reply, nonce, floor, now).await
+    }
+
+    /// The verdict in `reply`. On a cluster the reply names the master that
+    /// answered: one this gateway does not know or doubts (a redirect after a
+    /// failover, a master that restarted) is checked first, and an acceptance
+    /// at or below the floor that check raised is refused as `TooLow` (its
+    /// recording only refuses more).
+    async fn judge(&self, reply: Value, nonce: u64, floor: u64, now: Option<u64>) -> Result<(), Rejection> {
+        let (reply, node) = wire::split_node(reply, self.inner.cluster)?;
+        let floor = match node {
+            Some(node) if !self.inner.guard.trusts(&node) => self.checked(now, true).await?,
+            _ => floor,
+        };
+        match decode(&reply).and_then(|c| verdict(c, nonce)) {
+            Ok(()) if nonce <= floor => Err(Rejection::TooLow { last_nonce: floor, attempted_nonce: nonce }),
+            other => other,
+        }
     }
 
     fn invocation<'a>(&'a self, key: &[u8], op: Op, nonce: u64, floor: u64, ttl: u64) -> redis::ScriptInvocation<'a> {
@@ -357,22 +387,27 @@ impl<C: Clock> RedisValidator<C> {
             Policy::Window(w) => (b'W', u32::try_from(w).unwrap_or(u32::MAX)),
         };
         let mut inv = self.inner.script.key(key);
-        inv.arg(&script_args(op.code(), policy, param, nonce, floor, ttl)[..]);
+        inv.arg(&script_args(op.code(), policy, param, nonce, floor, ttl, self.inner.cluster)[..]);
         inv
     }
 
     async fn eval(&self, key: &[u8], op: Op, nonce: u64, floor: u64, now: Option<u64>) -> Result<Value, Rejection> {
         let ttl = if op == Op::Validate { self.ttl_ms(nonce, now) } else { 0 };
+        self.eval_ttl(key, op, nonce, floor, ttl).await
+    }
+
+    /// One script call within the response timeout; an error doubts the key's master.
+    async fn eval_ttl(&self, key: &[u8], op: Op, nonce: u64, floor: u64, ttl: u64) -> Result<Value, Rejection> {
         let inv = self.invocation(key, op, nonce, floor, ttl);
         let mut conn = self.inner.conn.clone();
         match tokio::time::timeout(self.inner.timeout, inv.invoke_async(&mut conn)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
-                self.inner.guard.suspect();
+                self.inner.guard.suspect(Some(key));
                 Err(unavailable(&e.to_string()))
             }
             Err(_) => {
-                self.inner.guard.suspect();
+                self.inner.guard.suspect(Some(key));
                 Err(unavailable("timed out"))
             }
         }
@@ -384,27 +419,22 @@ impl<C: Clock> RedisValidator<C> {
             match &self.inner.conn {
                 Conn::Single(_) => self.pipeline_once_each(calls, floor).await,
                 Conn::Cluster(_) => {
+                    // each item within its own deadline: one hung master fails only its items
                     let each =
-                        calls.iter().map(|(_, key, nonce, ttl)| {
-                            let inv = self.invocation(key, Op::Validate, *nonce, floor, *ttl);
-                            let mut conn = self.inner.conn.clone();
-                            async move {
-                                inv.invoke_async::<Value>(&mut conn).await.map_err(|e| unavailable(&e.to_string()))
-                            }
-                        });
+                        calls.iter().map(|(_, key, nonce, ttl)| self.eval_ttl(key, Op::Validate, *nonce, floor, *ttl));
                     futures_util::future::join_all(each).await
                 }
             }
         };
-        match tokio::time::timeout(self.inner.timeout, work).await {
+        match tokio::time::timeout(self.inner.timeout.saturating_mul(2), work).await {
             Ok(replies) => {
-                if replies.iter().any(Result::is_err) {
-                    self.inner.guard.suspect();
+                if matches!(self.inner.conn, Conn::Single(_)) && replies.iter().any(Result::is_err) {
+                    self.inner.guard.suspect(None);
                 }
                 replies
             }
             Err(_) => {
-                self.inner.guard.suspect();
+                self.inner.guard.suspect(None);
                 failed("timed out".to_owned())
             }
         }

@@ -232,13 +232,15 @@ fn evicting(node: &str, policy: &str) -> String {
 }
 
 /// `Err` naming the node when a master's `maxmemory-policy` is not `noeviction`
-/// (the periodic check: a `CONFIG SET` at run time).
-pub(super) async fn check_eviction(conn: &Conn) -> Result<(), String> {
-    let replies = conn
-        .on_every_master(config_get("maxmemory-policy"))
-        .await
-        .map_err(|e| format!("cannot read maxmemory-policy: {e}"))?;
-    for (node, reply) in replies {
+/// (the periodic check: a `CONFIG SET` at run time). A master that does not
+/// answer within `deadline` is skipped (it is already suspect, and answers nothing else either).
+pub(super) async fn check_eviction(
+    conn: &Conn,
+    masters: &[super::topology::Node],
+    deadline: std::time::Duration,
+) -> Result<(), String> {
+    for (node, reply) in super::topology::on_each(conn, masters, &config_get("maxmemory-policy"), deadline).await {
+        let Ok(reply) = reply else { continue };
         match config_value(&reply) {
             Some(v) if v == "noeviction" => {}
             Some(v) => return Err(evicting(&node, &v)),
@@ -246,43 +248,4 @@ pub(super) async fn check_eviction(conn: &Conn) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// What tells one master's restarts apart: its `run_id`, and its uptime (the
-/// one signal on servers whose `INFO` has no run id).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct NodeId {
-    pub(super) node: String,
-    pub(super) run_id: String,
-    pub(super) uptime_s: u64,
-}
-
-/// Every master's identity, sorted by node.
-pub(super) async fn node_ids(conn: &Conn) -> RedisResult<Vec<NodeId>> {
-    let mut c = redis::cmd("INFO");
-    c.arg("server");
-    let mut ids: Vec<NodeId> = conn
-        .on_every_master(c)
-        .await?
-        .into_iter()
-        .map(|(node, v)| {
-            let info = text(&v).unwrap_or_default();
-            let run_id = info_field(&info, "run_id").unwrap_or_default();
-            let uptime_s = info_field(&info, "uptime_in_seconds").and_then(|s| s.parse().ok()).unwrap_or(0);
-            NodeId { node, run_id, uptime_s }
-        })
-        .collect();
-    ids.sort_by(|a, b| a.node.cmp(&b.node));
-    Ok(ids)
-}
-
-/// Whether any master restarted or was replaced between two readings: its
-/// run id changed (or, without run ids, its uptime went down), or the set of
-/// masters is another one.
-pub(super) fn restarted(before: &[NodeId], now: &[NodeId]) -> bool {
-    before.len() != now.len()
-        || before
-            .iter()
-            .zip(now)
-            .any(|(a, b)| a.node != b.node || a.run_id != b.run_id || (a.run_id.is_empty() && b.uptime_s < a.uptime_s))
 }

@@ -1,10 +1,11 @@
 -- monotonic-nonce: one account's nonce state, checked and recorded atomically.
--- The rules are those of src/validator/policy.rs (Strict, HighestK, Window);
--- tests/redis_conformance.rs drives this script and the in-memory validator
+-- The rules are those of the in-memory states (src/validator/state.rs,
+-- highest.rs, window.rs); the conformance tests in tests/redis.rs drive this
+-- script and the in-memory validator
 -- with the same random sequences and requires the same verdicts.
 --
 -- KEYS[1]  the account's key ({prefix:account}: one key, one hash slot)
--- ARGV[1]  30 bytes, big-endian (one argument: each argument is a Lua string
+-- ARGV[1]  31 bytes, big-endian (one argument: each argument is a Lua string
 --          Redis builds per call, so one costs less than five):
 --            op (1 byte): 'v' validate (check, then record), 'c' check, 'l' last nonce
 --            policy (1): 'S' Strict, 'K' HighestK, 'W' Window
@@ -12,6 +13,9 @@
 --            nonce (8), then floor (8): the gateway's restart guard
 --            ttl (8): the key's time to live in ms after this nonce (0: none),
 --            from the gateway's clock, below 2^52 (so it is exact as a double)
+--            node (1): 'C' on a cluster: the reply is {reply, CLUSTER MYID}, so
+--            the gateway knows which master answered (a redirect after a
+--            failover is then seen before its verdict is trusted); '-' otherwise
 --
 -- Reply: 0 when accepted (or, for 'c', acceptable); else {code, hi, lo}: code
 -- 1 already used, 2 too low, hi/lo a nonce to move past (the highest accepted,
@@ -31,8 +35,10 @@
 --      words (RFC 6479, one spare word), bit (n mod 64L) says whether n was seen.
 
 local key = KEYS[1]
-local op, policy, param, nh, nl, gh, gl, th, tl = struct.unpack('>BBI4I4I4I4I4I4I4', ARGV[1])
+local op, policy, param, nh, nl, gh, gl, th, tl, node = struct.unpack('>BBI4I4I4I4I4I4I4B', ARGV[1])
 local ttl = th * 4294967296 + tl
+
+local function run()
 
 -- Strict, validate or check: the common case, inline (no helper closures, one GET,
 -- at most one SET, one unpack of the value and one pack of the new one), measured
@@ -295,3 +301,10 @@ end
 redis.call('SETBIT', key, ring_bit(nh, nl), 1)
 expire()
 return 0
+end
+
+local reply = run()
+if node == 67 then -- 'C'
+  return {reply, redis.call('CLUSTER', 'MYID')}
+end
+return reply

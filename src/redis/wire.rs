@@ -27,9 +27,10 @@ impl Op {
 /// The script's one argument: op, policy, param, then the nonce, the floor
 /// and the TTL as big-endian u64s. The TTL is capped below 2^52 so the
 /// script's doubles hold it exactly (2^52 ms is 142 000 years).
-pub(super) fn script_args(op: u8, policy: u8, param: u32, nonce: u64, floor: u64, ttl: u64) -> [u8; 30] {
+pub(super) fn script_args(op: u8, policy: u8, param: u32, nonce: u64, floor: u64, ttl: u64, cluster: bool) -> [u8; 31] {
     const TTL_CAP: u64 = (1 << 52) - 1;
-    let mut out = [0u8; 30];
+    let mut out = [0u8; 31];
+    out[30] = if cluster { b'C' } else { b'-' };
     out[0] = op;
     out[1] = policy;
     out[2..6].copy_from_slice(&param.to_be_bytes());
@@ -42,6 +43,26 @@ pub(super) fn script_args(op: u8, policy: u8, param: u32, nonce: u64, floor: u64
 /// The code `decode` gives a Strict refusal answered with the stored value:
 /// already used when the nonce equals it, too low when below.
 const STRICT_REFUSED: i64 = 5;
+
+/// On a cluster the script answers `{reply, node id}`: the two apart. A
+/// reply of another shape is `Unavailable` (fail closed).
+pub(super) fn split_node(v: Value, cluster: bool) -> Result<(Value, Option<String>), Rejection> {
+    if !cluster {
+        return Ok((v, None));
+    }
+    match v {
+        Value::Array(mut items) if items.len() == 2 => {
+            let node = super::store::text(&items[1]).ok_or_else(|| unavailable("no node id in the reply"))?;
+            let reply = items.swap_remove(0);
+            if let Value::ServerError(e) = &reply {
+                return Err(unavailable(&e.to_string()));
+            }
+            Ok((reply, Some(node)))
+        }
+        Value::ServerError(e) => Err(unavailable(&e.to_string())),
+        other => Err(unavailable(&format!("unexpected reply {other:?}"))),
+    }
+}
 
 /// The script's reply as `(code, nonce to move past)`: `0` (accepted),
 /// `{code, hi, lo}`, or a Strict value (`'S'` and 8 bytes).
@@ -110,11 +131,25 @@ mod tests {
 
     #[test]
     fn the_argument_has_the_scripts_layout() {
-        let a = script_args(b'v', b'K', 20, 0x0102_0304_0506_0708, 9, u64::MAX);
+        let a = script_args(b'v', b'K', 20, 0x0102_0304_0506_0708, 9, u64::MAX, true);
         assert_eq!(&a[..6], &[b'v', b'K', 0, 0, 0, 20]);
         assert_eq!(&a[6..14], &[1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(u64::from_be_bytes(a[14..22].try_into().unwrap()), 9);
         assert_eq!(u64::from_be_bytes(a[22..30].try_into().unwrap()), (1 << 52) - 1, "the TTL is capped");
+        assert_eq!((a[30], script_args(b'v', b'S', 0, 1, 0, 0, false)[30]), (b'C', b'-'));
+    }
+
+    #[test]
+    fn a_cluster_reply_names_its_node_or_is_unavailable() {
+        let id = Value::BulkString(b"abc".to_vec());
+        assert_eq!(split_node(Value::Int(0), false), Ok((Value::Int(0), None)));
+        assert_eq!(
+            split_node(Value::Array(vec![Value::Int(0), id.clone()]), true),
+            Ok((Value::Int(0), Some("abc".to_owned())))
+        );
+        assert!(is_unavailable(split_node(Value::Int(0), true)));
+        assert!(is_unavailable(split_node(Value::Array(vec![Value::Int(0)]), true)));
+        assert!(is_unavailable(split_node(Value::Array(vec![Value::Int(0), Value::Int(1)]), true)));
     }
 
     #[test]

@@ -215,7 +215,8 @@ impl Drop for RedisServer {
     }
 }
 
-/// Three masters with `cluster-enabled yes`, joined by `redis-cli --cluster create`.
+/// Three masters (and optionally a replica each) with `cluster-enabled yes`,
+/// joined by `redis-cli --cluster create`.
 #[derive(Debug)]
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
@@ -223,12 +224,81 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start(extra: &[&str]) -> Self {
-        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_with(extra, true)).collect();
+        Self::start_shaped(extra, 0)
+    }
+
+    /// Three masters, each with one replica.
+    pub fn start_with_replicas(extra: &[&str]) -> Self {
+        let cluster = Self::start_shaped(extra, 1);
+        let start = Instant::now();
+        while !cluster.nodes.iter().all(|n| {
+            let info = n.cli(&["INFO", "replication"]);
+            info.contains("role:master") && info.contains("connected_slaves:1")
+                || info.contains("role:slave") && info.contains("master_link_status:up")
+        }) {
+            assert!(start.elapsed() < Duration::from_secs(30), "the replicas did not sync");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        cluster
+    }
+
+    /// The master (an index into `nodes`) that holds `key` now.
+    pub fn master_holding(&self, key: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| {
+                n.cli(&["INFO", "replication"]).contains("role:master") && n.cli(&["EXISTS", key]).trim() == "1"
+            })
+            .unwrap_or_else(|| panic!("no master holds {key}"))
+    }
+
+    /// The replica of the master `nodes[master]`.
+    pub fn replica_of(&self, master: usize) -> usize {
+        let port = format!("master_port:{}", self.nodes[master].port);
+        self.nodes.iter().position(|n| n.cli(&["INFO", "replication"]).contains(&port)).expect("a replica")
+    }
+
+    /// Adds an empty master (`--cluster add-node`) and moves `slots` slots to it
+    /// with their keys (`--cluster reshard`): nothing restarts, nothing is lost.
+    pub fn scale_out(&mut self, extra: &[&str], slots: u32) {
+        let node = RedisServer::start_with(extra, true);
+        let (new, first) = (format!("127.0.0.1:{}", node.port), format!("127.0.0.1:{}", self.nodes[0].port));
+        let out = Command::new(cli_bin()).args(["--cluster", "add-node", &new, &first]).output().unwrap();
+        assert!(out.status.success(), "add-node: {}", String::from_utf8_lossy(&out.stdout));
+        let id = node.cli(&["CLUSTER", "MYID"]).trim().to_owned();
+        let start = Instant::now();
+        while !self.nodes.iter().chain([&node]).all(|n| n.cli(&["CLUSTER", "NODES"]).contains(&id))
+            || !node.cli(&["CLUSTER", "INFO"]).contains(&format!("cluster_known_nodes:{}", self.nodes.len() + 1))
+            || !self.nodes.iter().chain([&node]).all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+        {
+            assert!(start.elapsed() < Duration::from_secs(30), "the new node did not join");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // every node agrees on the configuration before slots move
+        loop {
+            let check = Command::new(cli_bin()).args(["--cluster", "check", &first]).output().unwrap();
+            if check.status.success() && !String::from_utf8_lossy(&check.stdout).contains("[ERR]") {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "the nodes did not agree");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let out = Command::new(cli_bin())
+            .args(["--cluster", "reshard", &first, "--cluster-from", "all", "--cluster-to", &id])
+            .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "reshard: {}", String::from_utf8_lossy(&out.stdout));
+        self.nodes.push(node);
+    }
+
+    fn start_shaped(extra: &[&str], replicas: usize) -> Self {
+        let nodes: Vec<RedisServer> = (0..3 * (1 + replicas)).map(|_| RedisServer::start_with(extra, true)).collect();
         let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
         let out = Command::new(cli_bin())
             .args(["--cluster", "create"])
             .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .unwrap_or_else(|e| panic!("redis-cli --cluster create: {e}. {INSTALL}"));
         assert!(out.status.success(), "cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
