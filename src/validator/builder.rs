@@ -286,21 +286,36 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
 
     /// Starts from `snapshot` (see [`NonceValidator::snapshot`](crate::NonceValidator::snapshot)): every nonce
     /// the snapshot's accounts remember stays refused, and so does everything
-    /// at or below its eviction floor for accounts it does not hold. The
-    /// snapshot's policy must be this one, or a wider one of the same kind
-    /// (`HighestK(k)` into `HighestK(k' >= k)`, `Window(w)` into `Window(w' >= w)`).
+    /// at or below its eviction floor for accounts it does not hold.
+    ///
+    /// A snapshot records the settings it was taken under, and is never read
+    /// under others:
+    /// - the policy must be this one, or a wider one of the same kind
+    ///   (`HighestK(k)` into `HighestK(k' >= k)`, `Window(w)` into
+    ///   `Window(w' >= w)`); widening raises each account's floor to what the
+    ///   narrower policy refused by its bound alone (its k-th highest nonce;
+    ///   everything more than `w` behind its highest), so nothing it refused
+    ///   is accepted again;
+    /// - the time scale must be this one (another strategy's nonces stand for
+    ///   other times);
+    /// - the restart guard below covers the larger of the snapshot's
+    ///   `max_future` and this validator's.
     ///
     /// Requests accepted after the snapshot was taken are not in it. If it was
     /// not taken at a clean shutdown ([`NonceValidator::close`](crate::NonceValidator::close)):
-    /// - with [`max_future`](Self::max_future) set, `build()` applies the
-    ///   restart guard: it reads the clock (`now`) and raises every account's
-    ///   floor, and the eviction floor, to the largest nonce standing for
-    ///   `now + max_future`, past anything that could have been accepted before
-    ///   the restart. The price: honest clients are refused as `TooLow` for at
-    ///   most `max_future` after the restart.
+    /// - with [`max_future`](Self::max_future) set (here or when the snapshot
+    ///   was taken), `build()` applies the restart guard: it reads the clock
+    ///   (`now`) and raises every account's floor, and the eviction floor, to
+    ///   the largest nonce standing for `now + max_future`, past anything that
+    ///   could have been accepted before the restart. The price: honest
+    ///   clients are refused as `TooLow` for at most `max_future` after the restart.
     /// - without it there is no safe guard, and `build()` refuses the snapshot
     ///   unless [`accept_unclean_restore`](Self::accept_unclean_restore) says
     ///   the caller takes the replay risk.
+    ///
+    /// A clean snapshot is restored without a guard once: `ValidatorSnapshot::load`
+    /// (feature `serde`) marks its file as no longer clean. A snapshot value
+    /// kept in memory and restored twice is the caller's own doing.
     ///
     /// ```
     /// use monotonic_nonce::{ManualClock, NonceValidator, Policy};
