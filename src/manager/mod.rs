@@ -29,6 +29,30 @@ use std::panic::Location;
 /// and greater than any value handed out before it on the same thread, and no
 /// value is ever above the ceiling.
 ///
+/// # Guarantees
+/// | promise | how it is tested |
+/// |---|---|
+/// | every nonce from one manager is unique, and strictly increasing per thread, while the clock stands still, steps back an hour, or fails | `tests/manager.rs` (ManualClock), `tests/concurrency.rs` (8 threads x 100 000 mixed `next`/`reserve`, with a thread jerking the clock back and forth and failing it), loom models `tests/loom_manager.rs` (every interleaving of 3 threads mixing `next`, `reserve`, `advance_past` with the clock standing still or stepping back; the same checks catch a load-then-store generator) |
+/// | a clock error never yields 0 or a repeat: the manager carries on from `last + step` | `clock_failure_carries_on_from_last`, the concurrency test |
+/// | `Distributed` managers with ids `0..total` never collide, even many calls within one ms | `distributed_managers_never_collide_within_one_millisecond`, loom model |
+/// | no arithmetic wraps: the ceiling is never passed; `Overflow` instead, and a refused call changes nothing | `reaching_the_ceiling_is_an_error_that_changes_nothing`, `reserve_near_u64_max_never_wraps`; property test `tests/manager_props.rs` (2 000 random operation sequences against a `u128` model of the formula) |
+/// | `reserve(n)` is one compare-exchange whatever `n`; nothing overlaps a batch | `reserve_moves_past_the_whole_batch_and_next_never_overlaps_it`, concurrency test, loom |
+/// | `advance_past(n)` only raises, keeps the Distributed residue, refuses `u64::MAX` | `advance_past_*` tests, property test |
+/// | invalid configuration is refused at `build()`, naming the field | `*_rejects_*` / `build_refuses_*` tests |
+///
+/// With [`persist`](crate::NonceManagerBuilder::persist), the durable mark:
+///
+/// | promise | how it is tested |
+/// |---|---|
+/// | with `persist(path)`, no nonce is handed out above the mark `H` on disk at that moment; the thread that crosses `H` first writes `last + lease` (temp file, `fsync`, rename, `fsync` of the directory) while the others wait parked; the lease (default 10 s of nonce units) keeps the common path one compare-exchange | `tests/crash.rs`: a child process prints every nonce, flushed, and is killed with SIGKILL at random moments 60 times, every other restart with its clock one hour back; the first nonce of every run exceeds everything printed before, nothing repeats (verified to fail when `build()` ignores the file); `lease_bounds_how_often_the_mark_is_written` |
+/// | after a restart the first nonce is above `max(H, start_after, clock)`; up to one lease of nonces is skipped | `restart_continues_above_the_mark_even_with_the_clock_an_hour_back`, `first_nonce_is_above_mark_start_after_and_clock` |
+/// | a mark path that is a FIFO, a device or a directory is refused at once (opened without blocking, checked to be a regular file); two names of one file (a hard link) get one lock: the mark file's inode is locked too | `a_fifo_at_the_mark_path_is_an_error_not_a_hang`, `a_hard_link_to_the_mark_gets_the_same_lock` |
+/// | a mark file that is empty, truncated, padded, not ours, of another version, or has any flipped byte (magic, version, FNV-1a checksum) is an error at `build()` that names the file and says what to do; never a silent start from 0 or the clock | `corrupt_files_are_clear_errors`, the unit test flipping each of the 32 bytes |
+/// | a directory at the path, a file where the directory should be, an unwritable directory: clear errors, no panic | `a_directory_where_*`, `a_file_where_*`, `an_unwritable_directory_is_an_error` (`/proc`), `a_read_only_directory_*` (mode 0555; as root the mode does not stop writes, which the test states) |
+/// | a second manager on the same file is refused at `build()` (advisory lock on `<path>.lock`, the path resolved first, so a symlink to the file gets the same lock); an empty path is refused | `two_managers_on_one_file_is_an_error`, `a_symlink_to_the_mark_gets_the_same_lock`, `an_empty_persist_path_is_refused` |
+/// | a failed mark write surfaces as `NonceError::Persist` from `next()`/`reserve()` and hands out nothing; if the lock file was deleted or replaced while the manager runs (another manager may hold the mark), it hands out nothing above its mark any more | `a_vanished_directory_hands_out_nothing_above_the_mark`, `a_deleted_lock_file_stops_the_manager_at_its_mark` |
+/// | the mark records the strategy's time scale: a manager with another one (e.g. `Hft { counter_digits: 3 }` then `Millis`) is refused at `build()` with the way to migrate (delete the file, `start_after(mark)`); version-1 files (no scale) still read | `a_mark_from_another_strategy_is_refused_with_the_way_out`, `version_1_files_are_still_read` |
+///
 /// # Example
 /// ```
 /// use monotonic_nonce::NonceManager;

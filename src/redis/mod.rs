@@ -50,6 +50,38 @@ pub const MAX_ACCOUNT_LEN: usize = 1024;
 /// Clones share the connection. Needs a tokio runtime (redis-rs's
 /// `tokio-comp`).
 ///
+/// # Guarantees
+/// | promise | how it is tested (`tests/redis.rs`, real `redis-server` processes) |
+/// |---|---|
+/// | the same verdicts as `NonceValidator` for every policy, time bound and ceiling | `conformance_strict`, `conformance_highest_k`, `conformance_window` (300 / 300 / 3 x 150 random sequences through both, same clock, verdicts and last nonces compared every step); `conformance_without_bounds_matches_the_reference_model` (huge jumps, `u64::MAX`, `I64_MAX`, against the BTree model) |
+/// | atomic per account: N gateways validating the same `(account, nonce)` get exactly one `Ok` | `concurrent_gateways_accept_each_pair_exactly_once` (8 tasks on 4 connections x 20 000 validations, 500 nonces, 4 accounts); the same on a 3-master cluster with accounts on every master |
+/// | fails closed: a connection error, a timeout (`response_timeout`, default 50 ms) or a script error is `Rejection::Unavailable` (HTTP 503, code `SERVICE_UNAVAILABLE`, `NonceFeedback::Other`), never an acceptance; validation resumes by itself after the store comes back | `an_outage_fails_closed_and_validation_resumes_after_it` |
+/// | a restart that lost writes never reopens a replay | `a_restart_that_lost_writes_never_reopens_a_replay` (`appendfsync everysec`, SIGKILL right after a burst, restart from the AOF, every request accepted in the last 2 s replayed: all refused; honest traffic accepted again once `max_future` has passed) |
+/// | a restart noticed by many calls at once is counted once in `restarts_seen()` (all of them raise the floor) | `a_restart_seen_by_many_calls_at_once_is_counted_once` (16 concurrent validations due for a check after a restart) |
+/// | bounded memory without reopening replays: with `max_past`, a key's time to live runs until every nonce it can refuse is older than `max_past` (plus `expiry_margin`, default 60 s, for clock skew between gateways and Redis); the TTL is relative, so the server's clock does not matter; without time bounds keys do not expire | `keys_expire_once_every_nonce_they_refuse_is_too_old` |
+/// | `build()` refuses `maxmemory-policy` other than `noeviction` (Redis evicting an account key would reopen its replays), a store that does not fsync every write without `max_future` (unless `accept_durability_risk()`), an unreachable store, a key prefix with `{` or `}` | `build_refuses_an_evicting_store_and_unguarded_durability_risk` |
+/// | the guard raises its floor on a failover even when every node has `appendfsync always` (replication is asynchronous) | `a_failover_to_a_lagging_replica_never_reopens_a_replay_even_with_appendfsync_always` (`tests/redis_seams.rs`: master and replica, the replica detached, 20 writes, the address switched to it: no replay accepted) |
+/// | `FLUSHALL` / `FLUSHDB` keep the run id, but not the prefix's record `{prefix}:meta` (its epoch): the guard fires on every gateway; without `max_future` the gateway fails closed | `a_flushed_store_raises_the_guard` |
+/// | `maxmemory-policy` changed at run time is re-read once a second: `Unavailable` until it is `noeviction` again | `an_evicting_policy_set_at_run_time_fails_closed` |
+/// | the record names the policy with its `k` / `w` and the time scale: a gateway with others on the prefix is refused at `build()`, so no key is read under another width | `a_gateway_with_another_width_on_the_same_prefix_is_refused` |
+/// | managed Redis without `CONFIG`: refused by name unless `declare_noeviction()`, then taken as a store that may lose writes | `a_store_without_config_needs_the_operator_to_declare_it` |
+/// | `validate_many` never sends an item twice: after `SCRIPT FLUSH` only the items refused with `NOSCRIPT` are resent | `validate_many_never_refuses_an_item_that_ran_before_a_script_flush` (a flush every 20 ms under 200 batches of 1 000: no item refused) |
+/// | account keys of any bytes (empty, `}`, non-UTF-8) behave as in memory; a key above 1 KiB is `Rejection::AccountTooLong` and writes nothing | `account_keys_of_any_bytes_and_an_oversized_one` |
+///
+/// **Durability: the three settings and what each costs.**
+///
+/// | Redis setting | what a crash can lose | what the validator does | the price |
+/// |---|---|---|---|
+/// | `appendonly yes`, `appendfsync always` | nothing acknowledged | nothing more | every write waits for an fsync on the Redis host: size `response_timeout` (default 50 ms) to that disk's slowest fsync, since a reply later than it is a 503 (`Unavailable`, fail closed); this repository's tests use 2 s after one 50 ms fsync overran on a loaded CI disk |
+/// | `appendfsync everysec` (the default with AOF), or a failover to a lagging replica (whatever `appendfsync` says) | up to about a second of accepted nonces | with `max_future` set: the restart guard. The gateway remembers every master's `run_id` (and uptime) and the prefix's epoch, checks them after any error from the store and at least once a second, and when one changed refuses every nonce standing for a time up to `detection + max_future` (also at `build()` when the server has been up for less than `max_future` and does not fsync every write, and at a prefix's first start) | honest clients are refused as `TooLow` for up to `max_future` after a restart |
+/// | no AOF, or `everysec` without `max_future` | as above, or everything | `build()` refuses, unless `accept_durability_risk()`: then a request accepted in the lost second can be replayed once | the risk, stated |
+///
+/// Limits, stated: a gateway that starts after a failover to a replica that has been up for long cannot know writes
+/// were lost (the guard covers the gateways running at the time, and any gateway whose server restarted less than
+/// `max_future` before it started); between a store restart and the first error a gateway sees from it there is a
+/// window of in-flight calls (commands sent before the connection broke fail; the first call after it checks the run
+/// ids).
+///
 /// # Restarts, failovers and operators
 /// What each setting trusts, and what the validator detects:
 ///

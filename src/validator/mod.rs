@@ -160,6 +160,28 @@ type Slot<K, S> = CachePadded<Mutex<Locked<K, S>>>;
 /// cache-padded, mutex-guarded shards, so different accounts rarely contend.
 /// A rejected nonce, and every `check`, changes nothing.
 ///
+/// # Guarantees
+/// | promise | how it is tested |
+/// |---|---|
+/// | each policy decides exactly as its rule is written, including huge jumps, values near `u64::MAX` / `I64_MAX`, `0`, and both ceilings | property test `tests/validator_props.rs`: 3 000 random operation sequences (validate, check, last_nonce over 3 accounts) against a BTree reference model that keeps every nonce; fuzz target `validator_ops` against the same model; fuzz target `window` (the ring alone against a `BTreeSet`) |
+/// | edges: the window at exactly `w` and `w + 1` behind, a jump past the ring, duplicates after the window moved, HighestK below/at/above its minimum, time bounds at ±1 ms, `0`, `u64::MAX`, `I64_MAX` | `tests/validator.rs` |
+/// | exactly once under concurrency: N threads validating the same `(account, nonce)` get exactly one `Ok` | loom models `tests/loom_validator.rs` (3 threads, overlapping nonces, each policy; the final state equals a sequential replay of the accepted ones); `tests/validator_stress.rs` (8 threads x 100 000 validations, 4 accounts: `Ok`s = distinct pairs) |
+/// | a rejection and every `check` change nothing | `rejections_and_check_change_nothing`, the property test (`check` interleaved with `validate`) |
+/// | the lock-out attack (`u64::MAX`, `I64_MAX`) is refused when a future bound is set, and the account keeps working | `lock_out_attack_is_refused_and_the_account_still_works` |
+/// | eviction never reopens a replay, and no single account can raise the floor out of honest clients' reach | `eviction_folds_the_highest_into_a_floor`; property test `eviction_never_reopens_a_replay`; `validator_ops` with `max_accounts`; `one_account_cannot_lock_new_accounts_out` |
+/// | a failing clock with time bounds set fails closed (`ClockUnavailable`, HTTP 500 body), never open | `failing_clock_with_bounds_fails_closed` |
+///
+/// Snapshots and restarts ([`snapshot`](Self::snapshot), [`NonceValidatorBuilder::restore`]):
+///
+/// | promise | how it is tested |
+/// |---|---|
+/// | `NonceValidator::snapshot()` copies each account whole under its shard's lock while requests flow; after `restore`, every `(account, nonce)` accepted before the snapshot is still refused | `snapshot_under_8_threads_then_restore_refuses_every_pair_accepted_before_it` (each policy) |
+/// | cold-start guard: requests accepted after the snapshot are not in it, so with `max_future` set (now or when the snapshot was taken) `restore` raises every account's floor and the eviction floor to the largest nonce standing for `now + max_future`, using the larger of the snapshot's and the restorer's bound; a replay of such a request is refused. The price: honest clients are refused as `TooLow` for at most that `max_future` after the restart | `cold_start_guard_refuses_a_replay_of_a_request_accepted_after_the_snapshot`, `the_guard_uses_the_larger_max_future_of_the_snapshot_and_the_restorer` |
+/// | a clean snapshot file is restored clean once: `load` rewrites it as not clean before returning it, so a process that restores it and crashes before its next save leaves a file the next start must guard | `a_clean_snapshot_file_is_restored_clean_only_once` |
+/// | without a future bound there is no safe guard: restoring a snapshot not taken after `close()` (which works through `&self`, so an `Arc`-shared validator can be shut down: later `validate` calls fail closed as `Unavailable`) is `BuildError::Restore` unless the caller calls `accept_unclean_restore()` and takes the risk | `unclean_snapshot_without_a_future_bound_is_refused_unless_the_risk_is_accepted`, `clean_shutdown_snapshot_restores_exactly_without_a_guard`, `close_through_an_arc_makes_the_snapshot_clean` |
+/// | a snapshot's size follows the live state (a window: its highest nonce and either the in-order run or the ring's words; HighestK: the kept values), and `restore` allocates no more than the target policy allows | `a_dense_window_snapshot_is_two_numbers`, `restore_allocates_within_the_policy` |
+/// | a snapshot records its policy (with `k` / `w`), time scale and `max_future`; one from another policy, a narrower one, another time scale, another format version, or one no validator could have produced (a nonce or floor above the ceiling, values out of order) is refused; `HighestK(k)` / `Window(w)` restore into a wider `k` / `w`, each account's floor raised to what the narrower policy refused by its bound (the k-th highest, `highest - w - 1`); a truncated file is `SnapshotError::Format`, a missing one `load_if_exists` → `None` | `restore_refuses_a_mismatched_policy_and_impossible_states`, `restore_refuses_states_above_the_ceiling`, `restore_widens_but_never_narrows`, `widening_on_restore_keeps_what_the_narrower_bound_refused`, `a_snapshot_from_another_time_scale_is_refused`, `save_and_load_round_trip_and_corruption_is_a_clear_error` |
+///
 /// # Example
 /// ```
 /// use monotonic_nonce::{NonceValidator, Policy, Rejection};

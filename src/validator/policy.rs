@@ -6,15 +6,19 @@ use crate::error::BuildError;
 
 /// Which nonces a [`NonceValidator`](crate::NonceValidator) accepts for an account.
 ///
-/// | policy | accepts `n` iff | memory per account |
-/// |---|---|---|
-/// | `Strict` | `n > last` | one `u64` |
-/// | `HighestK(k)` | `n` is not among the `k` highest accepted and, once `k` are stored, `n >` the smallest of them | `k` 32-bit offsets above a base, inline for `k <= 40` (whole `u64`s in a per-shard store while the `k` values span more than `u32::MAX`) |
-/// | `Window(w)` | `n` was not seen and `highest - n <= w` | two words inline for `w <= 64`; for wider windows a 64-bit bitmap while reordering stays within 64, else a ring of `w / 64 + 1` words |
+/// | policy | accepts `n` iff | tolerates | state per account (besides the key) | suits | in the wild |
+/// |---|---|---|---|---|---|
+/// | `Strict` | `n > last` | no reordering at all | one `u64` | one sender per key, strictly serial requests (the common REST rule) | most REST exchange APIs ("nonce must be greater than the last") |
+/// | `HighestK(k)` | `n` is not among the `k` highest accepted, and (once `k` are stored) `n >` the smallest of them; accepting evicts the smallest | reordering among the last `k` requests, whatever the gaps | `k` 32-bit offsets above a base, inline in the table (8, 16, 24, 32 or 40 slots, the smallest that holds `k`: buckets of 64 to 192 B, 80 B for `k` 9 to 16); while the `k` values span more than `u32::MAX` (nanosecond nonces, far jumps) they sit whole in a store beside the shard's table; above 40, up to `k` `u64`s on the heap | millisecond nonces from several threads | Hyperliquid (the highest nonces per signer, within a time bound) |
+/// | `Window(w)` | `n` was not seen and `highest - n <= w`; a new highest is always accepted | reordering up to `w` nonces back | `w <= 64`: the highest and a two-word ring, inline (24 bytes); `w > 64`: the run `[low, highest]` while traffic is contiguous, a 64-bit bitmap for values up to 64 above the run, and a ring of `w/64 + 1` words on the heap only for reordering beyond that, dropped again on a jump past the window; either way 24 bytes inline (the highest, and the run or the ring's one-word pointer), a 32-byte bucket with a `u64` key | dense counters; O(1) per check whatever `w` | IPsec and WireGuard anti-replay (RFC 6479) |
 ///
-/// Besides its state, each account costs its key and a floor, and an LRU
-/// index when `max_accounts` bounds the validator, in one hash-table bucket
-/// (32 bytes for `Strict` with a `u64` key, 88 for `HighestK(16)`).
+/// Every policy also refuses `0` (`NotPositive`), anything above the ceiling (`AboveCeiling`, default `I64_MAX`),
+/// and, when time bounds are set, nonces standing for a time more than `max_future` ahead of or `max_past` behind the
+/// validator's clock (`TooFarInFuture`, `TooOld`).
+///
+/// Each account's bucket holds its key and its state inline: with a `u64` key 16 bytes for `Strict`, 80 for
+/// `HighestK(16)`, 32 for any `Window(w)`. A validator with `max_accounts`, or one restored from a snapshot, also
+/// keeps each account's floor there (32, 96 and 48 bytes), and a bounded one an LRU node beside the table.
 ///
 /// # Example
 /// ```
