@@ -63,8 +63,7 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     /// On Linux and Android, `clock_gettime(CLOCK_REALTIME)` through rustix (the
     /// clock `SystemTime::now()` reads, without its conversion to a `SystemTime`
-    /// and back: about a third of the cost of a read measured here); elsewhere
-    /// `SystemTime::now()`.
+    /// and back); elsewhere `SystemTime::now()`.
     #[inline]
     #[cfg(any(target_os = "linux", target_os = "android"))]
     fn now_ms(&self) -> Result<u64, ClockError> {

@@ -11,6 +11,7 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod atomic_file;
 mod batch;
 mod clock;
 mod error;

@@ -15,12 +15,13 @@
 //! was deleted or replaced, another manager may have built on the same mark,
 //! so nothing above the mark is handed out any more.
 
+use crate::atomic_file::{self, parent_dir, with_suffix};
 use crate::error::{BuildError, NonceError, PersistError};
 use crate::strategy::TimeScale;
 use crate::sync::{AtomicU64, Mutex, Ordering};
 use crossbeam_utils::CachePadded;
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 const MAGIC: [u8; 8] = *b"MNONCEHW";
@@ -135,12 +136,6 @@ pub(crate) struct MarkFile {
     scale: TimeScale,
 }
 
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
 impl MarkFile {
     /// Locks `path` for this process and reads its content (`None`: no file yet).
     pub(crate) fn open(path: &Path, scale: TimeScale) -> Result<(Self, Option<Stored>), PersistError> {
@@ -202,7 +197,8 @@ impl MarkFile {
                 ));
             }
         }
-        write_atomically(&self.path, &self.tmp, &self.dir, &encode(mark, self.scale))?;
+        atomic_file::write(&self.path, &self.tmp, &self.dir, &encode(mark, self.scale))
+            .map_err(|f| PersistError::io(&f.path, f.doing, f.source))?;
         // hold the new file's identity too (and the first one's: a hard link made to
         // it before the start still names it); a file that cannot be locked now was
         // just written by this manager, so only a report is lost
@@ -339,43 +335,6 @@ impl DurableMark {
         self.mark.store(mark, Ordering::Relaxed);
         Ok(())
     }
-}
-
-/// Replaces `path` with `bytes` so that a crash leaves either the old or the
-/// new content: write `tmp`, `fsync` it, rename it over `path`, `fsync` `dir`.
-pub(crate) fn write_atomically(path: &Path, tmp: &Path, dir: &Path, bytes: &[u8]) -> Result<(), PersistError> {
-    let mut f = File::create(tmp).map_err(|e| PersistError::io(tmp, "cannot create the temporary file", e))?;
-    f.write_all(bytes).map_err(|e| PersistError::io(tmp, "cannot write the temporary file", e))?;
-    f.sync_all().map_err(|e| PersistError::io(tmp, "cannot fsync the temporary file", e))?;
-    drop(f);
-    fs::rename(tmp, path).map_err(|e| PersistError::io(path, "cannot rename the new file over the old", e))?;
-    sync_dir(dir)
-}
-
-/// [`write_atomically`] with the temp file `<path>.tmp` next to `path`.
-#[cfg(feature = "serde")]
-pub(crate) fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
-    write_atomically(path, &with_suffix(path, ".tmp"), &parent_dir(path), bytes)
-}
-
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => PathBuf::from("."),
-    }
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> Result<(), PersistError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| PersistError::io(dir, "cannot fsync the directory of the file", e))
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> Result<(), PersistError> {
-    // Directories cannot be opened for fsync here; the rename is durable once the OS flushes its metadata.
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! The one place atomics and locks come from.
 //!
 //! Normally these are `std`'s atomics and `parking_lot`'s mutex; under
-//! `--cfg loom` they are loom's, so the loom models in `tests/loom_*.rs`
-//! exercise exactly the code users run. Nothing else in the crate names
-//! `std::sync::atomic`, `parking_lot` or `loom` directly.
+//! `--cfg loom` they are loom's, so the loom models (`tests/loom_*.rs`, and
+//! the `loom_models` modules inside `src/issuer/`) exercise exactly the code
+//! users run. Nothing else in the crate names `std::sync::atomic`,
+//! `parking_lot` or `loom` directly.
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};

@@ -4,10 +4,7 @@
 //! more, it hands out runs of counters (2 to 64, at most `window / 1 024`) to
 //! stripes, and a thread issues from its stripe's run with one
 //! compare-and-swap on that stripe's own cache line: threads issuing at once
-//! no longer pass one cache line back and forth on every nonce (measured
-//! with a scratch variant of the issuer bench: two threads through one shared
-//! counter ran at 69 to 143 ns per issue + redeem, aggregate, against 50 to 65
-//! with one issuer per thread, nothing shared).
+//! do not pass one cache line back and forth on every nonce.
 //!
 //! The price is that `latest` is ahead of the counters issued by the runs'
 //! unissued rest (at most 8 runs) and by runs given up (a stripe drops a run

@@ -238,7 +238,9 @@ impl NonceIssuer {
     }
 
     /// A fresh nonce: URL-safe base64 without padding (behind the prefix, if
-    /// any), unforgeable, redeemable once. Lock-free: one `fetch_add`.
+    /// any), unforgeable, redeemable once. Lock-free: one `fetch_add` on the
+    /// shared counter (windows below 2 048), or one compare-and-swap on the
+    /// thread's stripe, which refills its run of counters with one `fetch_add`.
     ///
     /// ```
     /// let issuer = monotonic_nonce::NonceIssuer::new();

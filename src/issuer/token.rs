@@ -93,8 +93,8 @@ pub(crate) fn encode(mac: &Mac, prefix: &str, fields: Fields) -> String {
 
 /// Whether `head` is `prefix` (the two are as long: 0 or [`PREFIX_LEN`] bytes),
 /// compared as one 8-byte word. Not slice `==`: that calls `memcmp`, which on
-/// the empty prefix (a dangling pointer) took a masked load's fault-suppression
-/// assist, about 85 ns, half of an issue + redeem round on the benchmark machine.
+/// the empty prefix (a dangling pointer) may take a masked load's slow
+/// fault-suppression assist.
 fn same_prefix(head: &[u8], prefix: &[u8]) -> bool {
     match (head.first_chunk::<PREFIX_LEN>(), prefix.first_chunk::<PREFIX_LEN>()) {
         (Some(h), Some(p)) => h == p,

@@ -2,6 +2,7 @@
 //! against each other and against the store's own configuration at `build()`.
 
 use super::guard::{Guard, Known, Start};
+use super::keys;
 use super::meta::{self, Meta};
 use super::store::{self, Conn, Target};
 use super::topology;
@@ -338,7 +339,7 @@ impl<C: Clock> RedisValidatorBuilder<C> {
         let now = self.clock.now_ms()?;
         // the prefix's record: the same settings, or no gateway of ours
         let settings = meta::settings(policy, limits.scale.units_per_ms());
-        let meta_key = meta::key(&self.prefix);
+        let meta_key = keys::meta(&self.prefix);
         let store_err = |e: String| BuildError::Store { reason: e };
         let existing = meta::read(&conn, &meta_key).await.map_err(|e| store_err(e.to_string()))?.map_err(store_err)?;
         // A prefix seen for the first time (its state may have been lost with no one
@@ -375,16 +376,12 @@ impl<C: Clock> RedisValidatorBuilder<C> {
             _ => 0,
         };
         let floor = record.floor.max(young);
-        let mut prefix = Vec::with_capacity(self.prefix.len() + 2);
-        prefix.push(b'{');
-        prefix.extend_from_slice(self.prefix.as_bytes());
-        prefix.push(b':');
         Ok(RedisValidator {
             inner: Arc::new(Inner {
                 conn,
                 script: Script::new(store::SOURCE),
                 policy,
-                prefix,
+                prefix: self.prefix,
                 clock: self.clock,
                 limits,
                 expiry_margin_ms,

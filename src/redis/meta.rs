@@ -18,12 +18,6 @@
 use super::store::{text, Conn};
 use redis::RedisResult;
 
-/// The key of the prefix's meta record (`{prefix}:meta`: the prefix is the
-/// hash tag; no account key, `{prefix:...}`, can be spelled the same).
-pub(super) fn key(prefix: &str) -> Vec<u8> {
-    format!("{{{prefix}}}:meta").into_bytes()
-}
-
 /// What the record says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Meta {
@@ -100,6 +94,5 @@ mod tests {
         assert_eq!(Meta::decode("something else"), None);
         assert_ne!(Meta::fresh(&m.settings, 0).unwrap().epoch, m.epoch);
         assert_eq!(Meta::decode("monotonic-nonce v1 policy=Strict units_per_ms=1 floor=x epoch=ab"), None);
-        assert_eq!(key("nonce"), b"{nonce}:meta".to_vec());
     }
 }

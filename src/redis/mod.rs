@@ -12,6 +12,7 @@
 mod blocking;
 mod builder;
 mod guard;
+mod keys;
 mod meta;
 mod store;
 mod topology;
@@ -30,7 +31,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 use store::Conn;
-use wire::{decode, script_args, verdict, Op};
+use wire::{decode, script_args, unavailable, verdict, Op};
 
 /// The longest account key accepted, in bytes.
 ///
@@ -133,7 +134,7 @@ struct Inner<C> {
     conn: Conn,
     script: Script,
     policy: Policy,
-    prefix: Vec<u8>,
+    prefix: String,
     clock: C,
     limits: Limits,
     expiry_margin_ms: u64,
@@ -289,15 +290,14 @@ impl<C: Clock> RedisValidator<C> {
     /// ```
     pub async fn ping(&self) -> Result<(), Rejection> {
         let ping = redis::cmd("PING");
-        let why = match tokio::time::timeout(self.inner.timeout, self.inner.conn.query(&ping)).await {
-            Ok(Ok(reply)) if store::text(&reply).as_deref() == Some("PONG") => return Ok(()),
-            Ok(Ok(reply)) => format!("PING answered {reply:?}"),
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => "timed out".to_owned(),
+        let answered = async {
+            match self.inner.conn.query(&ping).await {
+                Ok(reply) if store::text(&reply).as_deref() == Some("PONG") => Ok(()),
+                Ok(reply) => Err(format!("PING answered {reply:?}")),
+                Err(e) => Err(e.to_string()),
+            }
         };
-        // as after any failed call: check the store again before trusting it
-        self.inner.guard.suspect(None);
-        Err(unavailable(&why))
+        self.guarded(None, self.inner.timeout, answered).await
     }
 
     /// How many restarts or failovers of the store this validator has seen
@@ -342,14 +342,7 @@ impl<C: Clock> RedisValidator<C> {
     }
 
     fn key(&self, account: &[u8]) -> Result<Vec<u8>, Rejection> {
-        if account.len() > MAX_ACCOUNT_LEN {
-            return Err(Rejection::AccountTooLong { len: account.len(), max: MAX_ACCOUNT_LEN });
-        }
-        let mut key = Vec::with_capacity(self.inner.prefix.len() + account.len() + 1);
-        key.extend_from_slice(&self.inner.prefix);
-        key.extend_from_slice(account);
-        key.push(b'}');
-        Ok(key)
+        keys::account(&self.inner.prefix, account)
     }
 
     /// The key's time to live after accepting `nonce`: until every nonce up to it
@@ -370,17 +363,8 @@ impl<C: Clock> RedisValidator<C> {
     /// response timeouts (each master's probe has half of one).
     async fn checked(&self, now: Option<u64>, force: bool) -> Result<u64, Rejection> {
         let check = self.inner.guard.ensure_checked(&self.inner.conn, now, &self.inner.limits, force);
-        match tokio::time::timeout(self.inner.timeout.saturating_mul(2), check).await {
-            Ok(Ok(())) => Ok(self.inner.guard.floor()),
-            Ok(Err(e)) => {
-                self.inner.guard.suspect(None);
-                Err(unavailable(&e))
-            }
-            Err(_) => {
-                self.inner.guard.suspect(None);
-                Err(unavailable("timed out checking the store"))
-            }
-        }
+        self.guarded(None, self.inner.timeout.saturating_mul(2), check).await?;
+        Ok(self.inner.guard.floor())
     }
 
     async fn call(&self, account: &[u8], nonce: u64, op: Op) -> Result<(), Rejection> {
@@ -412,14 +396,8 @@ impl<C: Clock> RedisValidator<C> {
     }
 
     fn invocation<'a>(&'a self, key: &[u8], op: Op, nonce: u64, floor: u64, ttl: u64) -> redis::ScriptInvocation<'a> {
-        let (policy, param) = match self.inner.policy {
-            Policy::Strict => (b'S', 0u32),
-            // both below 2^21 (`Policy::check` at build), so they fit the script's 32 bits
-            Policy::HighestK(k) => (b'K', u32::try_from(k).unwrap_or(u32::MAX)),
-            Policy::Window(w) => (b'W', u32::try_from(w).unwrap_or(u32::MAX)),
-        };
         let mut inv = self.inner.script.key(key);
-        inv.arg(&script_args(op.code(), policy, param, nonce, floor, ttl, self.inner.cluster)[..]);
+        inv.arg(&script_args(op, self.inner.policy, nonce, floor, ttl, self.inner.cluster)[..]);
         inv
     }
 
@@ -432,17 +410,7 @@ impl<C: Clock> RedisValidator<C> {
     async fn eval_ttl(&self, key: &[u8], op: Op, nonce: u64, floor: u64, ttl: u64) -> Result<Value, Rejection> {
         let inv = self.invocation(key, op, nonce, floor, ttl);
         let mut conn = self.inner.conn.clone();
-        match tokio::time::timeout(self.inner.timeout, inv.invoke_async(&mut conn)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                self.inner.guard.suspect(Some(key));
-                Err(unavailable(&e.to_string()))
-            }
-            Err(_) => {
-                self.inner.guard.suspect(Some(key));
-                Err(unavailable("timed out"))
-            }
-        }
+        self.guarded(Some(key), self.inner.timeout, inv.invoke_async(&mut conn)).await
     }
 
     async fn eval_many(&self, calls: &[(usize, Vec<u8>, u64, u64)], floor: u64) -> Vec<Result<Value, Rejection>> {
@@ -458,22 +426,40 @@ impl<C: Clock> RedisValidator<C> {
                 }
             }
         };
-        match tokio::time::timeout(self.inner.timeout.saturating_mul(2), work).await {
+        let work = async { Ok::<_, std::convert::Infallible>(work.await) };
+        match self.guarded(None, self.inner.timeout.saturating_mul(2), work).await {
             Ok(replies) => {
+                // one node: its batch's errors are the store's (a cluster's items doubted their own masters)
                 if matches!(self.inner.conn, Conn::Single(_)) && replies.iter().any(Result::is_err) {
                     self.inner.guard.suspect(None);
                 }
                 replies
             }
-            Err(_) => {
-                self.inner.guard.suspect(None);
-                failed("timed out".to_owned())
-            }
+            Err(why) => failed(why.to_string()),
         }
     }
 }
 
 impl<C: Clock> RedisValidator<C> {
+    /// Runs `work` within `budget`. A store error or a timeout is
+    /// `Unavailable` (fail closed), and makes the guard doubt the master of
+    /// `key` (on a cluster whose slot map it knows) or the whole store, so
+    /// the store is checked before it is trusted again.
+    async fn guarded<T, E: fmt::Display>(
+        &self,
+        key: Option<&[u8]>,
+        budget: Duration,
+        work: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, Rejection> {
+        let why = match tokio::time::timeout(budget, work).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        self.inner.guard.suspect(key);
+        Err(unavailable(&why))
+    }
+
     /// The batch as one pipeline on one node. Each item runs at most once: after
     /// `SCRIPT FLUSH` (a restart, an operator) only the items refused with
     /// `NOSCRIPT` are sent again, after loading the script; an item that ran is
@@ -530,16 +516,12 @@ impl<C: Clock> RedisValidator<C> {
     }
 }
 
-fn unavailable(why: &str) -> Rejection {
-    Rejection::Unavailable { reason: why.to_owned() }
-}
-
 impl<C: Clock> fmt::Debug for RedisValidator<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisValidator")
             .field("policy", &self.inner.policy)
             .field("conn", &self.inner.conn)
-            .field("prefix", &String::from_utf8_lossy(&self.inner.prefix))
+            .field("prefix", &self.inner.prefix)
             .field("limits", &self.inner.limits)
             .field("guard_floor", &self.inner.guard.floor())
             .finish()

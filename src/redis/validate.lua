@@ -41,8 +41,7 @@ local ttl = th * 4294967296 + tl
 local function run()
 
 -- Strict, validate or check: the common case, inline (no helper closures, one GET,
--- at most one SET, one unpack of the value and one pack of the new one), measured
--- at about half the server time of the general path. A refusal by a stored nonce
+-- at most one SET, one unpack of the value and one pack of the new one). A refusal by a stored nonce
 -- above the floor answers with the stored value itself (no reply table to build):
 -- the gateway reads AlreadyUsed when its nonce equals the one in it, else TooLow.
 if policy == 83 and op ~= 108 then -- 'S', and not 'l'
@@ -148,27 +147,14 @@ end
 
 local record = (op == 'v')
 
+-- Strict never gets here but for 'l' (answered above): only K and W from now on
 if not value then
   if record then
-    if policy == 'S' then
-      redis.call('SET', key, 'S' .. pack(nh, nl))
-    elseif policy == 'K' then
+    if policy == 'K' then
       redis.call('SET', key, 'K' .. struct.pack('>I4', 1) .. pack(nh, nl))
     else
       redis.call('SET', key, 'W' .. pack(nh, nl) .. pack(nh, nl) .. '\0')
     end
-    expire()
-  end
-  return 0
-end
-
-if policy == 'S' then
-  local h, l = struct.unpack('>I4I4', value, 2)
-  local c = cmp(nh, nl, h, l)
-  if c == 0 then return refuse(1, h, l) end
-  if c < 0 then return refuse(2, h, l) end
-  if record then
-    redis.call('SET', key, 'S' .. pack(nh, nl), 'KEEPTTL')
     expire()
   end
   return 0

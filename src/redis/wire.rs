@@ -2,8 +2,8 @@
 //! into verdicts (the header of `validate.lua` describes the same layouts).
 //! Anything unexpected in a reply is `Rejection::Unavailable`: fail closed.
 
-use super::unavailable;
 use crate::error::Rejection;
+use crate::validator::Policy;
 use redis::Value;
 
 /// What one script call is for.
@@ -24,15 +24,27 @@ impl Op {
     }
 }
 
-/// The script's one argument: op, policy, param, then the nonce, the floor
-/// and the TTL as big-endian u64s. The TTL is capped below 2^52 so the
-/// script's doubles hold it exactly (2^52 ms is 142 000 years).
-pub(super) fn script_args(op: u8, policy: u8, param: u32, nonce: u64, floor: u64, ttl: u64, cluster: bool) -> [u8; 31] {
+/// A store problem as a verdict: fail closed.
+pub(super) fn unavailable(why: &str) -> Rejection {
+    Rejection::Unavailable { reason: why.to_owned() }
+}
+
+/// The script's one argument (its layout: the header of `validate.lua`): op,
+/// policy tag, param, then the nonce, the floor and the TTL as big-endian
+/// u64s, and whether the store is a cluster. The TTL is capped below 2^52 so
+/// the script's doubles hold it exactly (2^52 ms is 142 000 years).
+pub(super) fn script_args(op: Op, policy: Policy, nonce: u64, floor: u64, ttl: u64, cluster: bool) -> [u8; 31] {
     const TTL_CAP: u64 = (1 << 52) - 1;
+    let (tag, param) = match policy {
+        Policy::Strict => (b'S', 0u32),
+        // both below 2^21 (`Policy::check` at build), so they fit the script's 32 bits
+        Policy::HighestK(k) => (b'K', u32::try_from(k).unwrap_or(u32::MAX)),
+        Policy::Window(w) => (b'W', u32::try_from(w).unwrap_or(u32::MAX)),
+    };
     let mut out = [0u8; 31];
     out[30] = if cluster { b'C' } else { b'-' };
-    out[0] = op;
-    out[1] = policy;
+    out[0] = op.code();
+    out[1] = tag;
     out[2..6].copy_from_slice(&param.to_be_bytes());
     out[6..14].copy_from_slice(&nonce.to_be_bytes());
     out[14..22].copy_from_slice(&floor.to_be_bytes());
@@ -131,12 +143,13 @@ mod tests {
 
     #[test]
     fn the_argument_has_the_scripts_layout() {
-        let a = script_args(b'v', b'K', 20, 0x0102_0304_0506_0708, 9, u64::MAX, true);
+        let a = script_args(Op::Validate, Policy::HighestK(20), 0x0102_0304_0506_0708, 9, u64::MAX, true);
         assert_eq!(&a[..6], &[b'v', b'K', 0, 0, 0, 20]);
         assert_eq!(&a[6..14], &[1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(u64::from_be_bytes(a[14..22].try_into().unwrap()), 9);
         assert_eq!(u64::from_be_bytes(a[22..30].try_into().unwrap()), (1 << 52) - 1, "the TTL is capped");
-        assert_eq!((a[30], script_args(b'v', b'S', 0, 1, 0, 0, false)[30]), (b'C', b'-'));
+        let strict = script_args(Op::Check, Policy::Strict, 1, 0, 0, false);
+        assert_eq!((a[30], strict[0], strict[1], strict[30]), (b'C', b'c', b'S', b'-'));
     }
 
     #[test]

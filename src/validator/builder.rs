@@ -459,7 +459,6 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
             clock: self.clock,
             limits,
             json_numbers: self.json_numbers,
-            max_accounts: self.max_accounts,
             floor: CachePadded::new(AtomicU64::new(0)),
             closed: AtomicBool::new(false),
             early: Mutex::new(Stats::default()),

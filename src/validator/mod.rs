@@ -8,8 +8,12 @@
 mod bounds;
 mod builder;
 mod capacity;
+#[cfg(feature = "serde")]
+mod file;
 mod highest;
+mod lru;
 mod policy;
+mod restore;
 mod shard;
 mod snapshot;
 mod state;
@@ -63,10 +67,8 @@ pub const MAX_SHARDS: usize = 1 << 16;
 /// `fast` hashes an integer key with one folded multiply by the process's
 /// seed, so keys that differ only in their low bits (sequential account ids)
 /// differ in the middle and top bits only when the seed's low bits are large
-/// enough: with 1 seed in 256, the 100 keys `0..100` all got the same bit 55,
-/// so a 2-shard validator put every account in one shard (a test failed in 11
-/// of 3 000 processes). `quality` adds one more folded multiply at the end,
-/// which spreads every input bit over every output bit.
+/// enough, so sequential ids can all land in one shard. `quality` adds one more
+/// folded multiply at the end, which spreads every input bit over every output bit.
 ///
 /// HashDoS stance: the keys a validator hashes are the accounts of requests
 /// whose signature was already checked, so an attacker needs many valid API
@@ -74,9 +76,7 @@ pub const MAX_SHARDS: usize = 1 << 16;
 /// keeps the collisions unknown to it. It is not a cryptographic hash: a
 /// validator that hashes unauthenticated keys should pass
 /// `std::collections::hash_map::RandomState` (SipHash) to
-/// [`hasher`](NonceValidatorBuilder::hasher). Measured at 1 000 000 accounts
-/// (`cargo bench --bench validator`, README), foldhash saves the second SipHash
-/// of every lookup and of every rehash.
+/// [`hasher`](NonceValidatorBuilder::hasher).
 ///
 /// ```
 /// use monotonic_nonce::{DefaultHashBuilder, NonceValidator, Policy};
@@ -208,7 +208,6 @@ pub struct NonceValidator<K, C: Clock = SystemClock, S = DefaultHashBuilder> {
     clock: C,
     limits: Limits,
     json_numbers: JsonNumbers,
-    max_accounts: Option<usize>,
     /// Highest nonce of any evicted account: an untracked account's nonce must exceed it.
     floor: CachePadded<AtomicU64>,
     /// Set by [`close`](Self::close): every later `validate` fails closed.
@@ -303,6 +302,57 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
         };
         locked.stats.count(verdict.as_ref().map(|_| ()));
         verdict
+    }
+
+    /// Stops accepting: every later `validate` is refused as
+    /// [`Rejection::Unavailable`](crate::Rejection::Unavailable) (fail closed),
+    /// so a [`snapshot`](Self::snapshot) taken after it holds everything ever
+    /// accepted and is marked as a clean shutdown. Works through a shared
+    /// reference, so a validator behind `Arc` can be shut down.
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceValidator, Policy};
+    /// let v = std::sync::Arc::new(NonceValidator::<u8>::new(Policy::Strict));
+    /// v.validate(&1, 5)?;
+    /// v.close();
+    /// assert!(v.validate(&1, 6).is_err());
+    /// assert!(v.snapshot().clean_shutdown);
+    /// # Ok::<(), monotonic_nonce::Rejection>(())
+    /// ```
+    pub fn close(&self) {
+        // Relaxed: every `validate` reads it under a shard lock, and `snapshot`
+        // takes each shard lock after this store: the locks order them.
+        self.closed.store(true, Ordering::Relaxed);
+        // Pass through every shard once: a validate that read `false` under a
+        // lock has finished when its lock is released.
+        for locked in self.shards.iter() {
+            drop(locked.lock());
+        }
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    ///
+    /// ```
+    /// let v = monotonic_nonce::NonceValidator::<u8>::new(monotonic_nonce::Policy::Strict);
+    /// assert!(!v.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        // Relaxed: a report.
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// [`close`](Self::close), then the final [`snapshot`](Self::snapshot).
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceValidator, Policy};
+    /// let v = NonceValidator::<u8>::new(Policy::Strict);
+    /// v.validate(&1, 5)?;
+    /// assert!(v.into_snapshot().clean_shutdown);
+    /// # Ok::<(), monotonic_nonce::Rejection>(())
+    /// ```
+    pub fn into_snapshot(self) -> ValidatorSnapshot<K> {
+        self.close();
+        self.snapshot()
     }
 
     /// The verdict `validate` would give now, without recording anything.
@@ -515,7 +565,6 @@ impl<K, C: Clock, S> fmt::Debug for NonceValidator<K, C, S> {
             .field("policy", &self.policy)
             .field("shards", &self.shards.len())
             .field("limits", &self.limits)
-            .field("max_accounts", &self.max_accounts)
             // Relaxed: reporting only.
             .field("eviction_floor", &self.floor.load(Ordering::Relaxed))
             .finish()

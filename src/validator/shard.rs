@@ -8,6 +8,7 @@
 //! key once (that hash also chose the shard) and passes it in.
 
 use super::capacity::Capacity;
+use super::lru::{Lru, NIL};
 use super::snapshot::{AccountSnapshot, StateSnapshot};
 use super::state::{Alignment, Refusal, State};
 use super::Policy;
@@ -16,8 +17,6 @@ use crate::sync::Arc;
 use hashbrown::HashTable;
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
-
-const NIL: u32 = u32::MAX;
 
 /// What a bucket keeps beside its state and key: the account's own floor and
 /// LRU node ([`OwnFloor`]), or nothing ([`Shared`]).
@@ -104,9 +103,9 @@ impl Extra for Shared {
 /// without an own floor (`State::Align`, `State::OwnAlign`): `Strict`'s
 /// 16-byte bucket aligned to 16 and `Window(w <= 64)`'s 32-byte one to 32
 /// sit inside one cache line (with an own floor, 32 bytes aligned to 32 and 48
-/// to 16); `HighestK`'s 64- and 128-byte buckets and the heap window's 64-byte
-/// bucket align to their size; `HighestK(9..=16)`'s 80- or 96-byte bucket to 8
-/// (smaller beats aligned there: see the README's validator section).
+/// to 16), and so does any `Window(w)`'s (its heap storage is one word);
+/// `HighestK`'s 64- and 128-byte buckets align to their size;
+/// `HighestK(9..=16)`'s 80- or 96-byte bucket to 8 (smaller beats aligned there).
 #[derive(Debug)]
 #[repr(C)]
 pub(super) struct Entry<K, T: State, E: Extra> {
@@ -154,16 +153,6 @@ impl<K, T: State, E: Extra> Entry<K, T, E> {
     }
 }
 
-/// An LRU list node: which key it stands for and its neighbours.
-#[derive(Debug)]
-struct Node<K> {
-    key: K,
-    /// Towards the most recently active (`NIL` at the head).
-    prev: u32,
-    /// Towards the least recently active (`NIL` at the tail).
-    next: u32,
-}
-
 /// What an eviction handed back: the evicted account's highest nonce.
 pub(super) type Evicted = Option<u64>;
 
@@ -178,9 +167,8 @@ pub(super) struct Shard<K, S, T: State, E: Extra> {
     hasher: S,
     /// The policy's parameter (`k` or `w`), the same for every account.
     param: u64,
-    lru: Vec<Node<K>>,
-    head: u32,
-    tail: u32,
+    /// The accounts from the most to the least recently active (bounded shards only).
+    lru: Lru<K>,
     /// The validator's bound on accounts, shared by its shards; `None`:
     /// unbounded, and no LRU bookkeeping.
     capacity: Option<Arc<Capacity>>,
@@ -207,7 +195,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, E: Extra> Shard<K, S, T, E>
     /// Only through `unbounded` and `own_floors`: a capacity comes with an LRU node.
     fn new(param: u64, capacity: Option<Arc<Capacity>>, hasher: S) -> Self {
         let (table, side) = (HashTable::new(), T::Side::default());
-        Self { table, side, hasher, param, lru: Vec::new(), head: NIL, tail: NIL, capacity }
+        Self { table, side, hasher, param, lru: Lru::default(), capacity }
     }
 
     /// Room for `n` more accounts; an error, not an abort, when the memory
@@ -253,7 +241,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, E: Extra> Shard<K, S, T, E>
             entry.admit(nonce, param, &mut self.side, floor)?;
             let node = entry.extra.node();
             if node != NIL {
-                self.touch(node);
+                self.lru.touch(node);
             }
             return Ok(None);
         }
@@ -326,25 +314,26 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, E: Extra> Shard<K, S, T, E>
         if let Some(capacity) = &self.capacity {
             // at the validator's bound (or the LRU's index space): evict this shard's
             // least recently active account, if it has one
-            let full = capacity.claim() || self.table.len() >= NIL as usize - 1;
-            let node = if full && self.tail != NIL {
-                capacity.release();
-                let victim = self.tail;
-                let old_key = std::mem::replace(&mut self.lru[victim as usize].key, entry.key.clone());
-                let old_hash = self.hasher.hash_one(&old_key);
-                if let Ok(occupied) = self.table.find_entry(old_hash, |e| e.key == old_key) {
-                    let (old, _) = occupied.remove();
-                    // a bounded shard's buckets keep their own floors, so the 0 for a shared one is never read
-                    evicted = old.state.highest(&self.side).map(|h| h.max(old.floor(0)));
-                    old.state.release(&mut self.side);
-                }
-                self.touch(victim);
-                victim
-            } else {
-                let i = self.lru.len() as u32; // < NIL: bounded by `limit` above
-                self.lru.push(Node { key: entry.key.clone(), prev: NIL, next: NIL });
-                self.push_front(i);
-                i
+            // at the validator's bound: this shard's least recently active account makes room
+            let evict = capacity.claim() && !self.lru.is_empty();
+            let pushed = if evict { None } else { self.lru.push(entry.key.clone()) };
+            let node = match pushed {
+                Some(i) => i,
+                // evicting (or, past 2^32 - 1 nodes, the LRU's index space is full)
+                None => match self.lru.replace_oldest(entry.key.clone()) {
+                    Some((victim, old_key)) => {
+                        capacity.release();
+                        let old_hash = self.hasher.hash_one(&old_key);
+                        if let Ok(occupied) = self.table.find_entry(old_hash, |e| e.key == old_key) {
+                            let (old, _) = occupied.remove();
+                            // a bounded shard's buckets keep their own floors, so the 0 for a shared one is never read
+                            evicted = old.state.highest(&self.side).map(|h| h.max(old.floor(0)));
+                            old.state.release(&mut self.side);
+                        }
+                        victim
+                    }
+                    None => NIL,
+                },
             };
             entry.extra.set_node(node);
         }
@@ -353,40 +342,10 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, E: Extra> Shard<K, S, T, E>
         evicted
     }
 
-    fn touch(&mut self, i: u32) {
-        if self.head != i {
-            self.unlink(i);
-            self.push_front(i);
-        }
-    }
-
-    fn unlink(&mut self, i: u32) {
-        let (prev, next) = (self.lru[i as usize].prev, self.lru[i as usize].next);
-        match prev {
-            NIL => self.head = next,
-            p => self.lru[p as usize].next = next,
-        }
-        match next {
-            NIL => self.tail = prev,
-            n => self.lru[n as usize].prev = prev,
-        }
-    }
-
-    fn push_front(&mut self, i: u32) {
-        let old = self.head;
-        self.lru[i as usize].prev = NIL;
-        self.lru[i as usize].next = old;
-        match old {
-            NIL => self.tail = i,
-            h => self.lru[h as usize].prev = i,
-        }
-        self.head = i;
-    }
-
     pub(super) fn heap_bytes(&self) -> usize {
         // the table's own allocation (buckets and control bytes), the LRU nodes,
         // the side store and whatever the states hold beyond their buckets
-        let lru = self.lru.capacity() * std::mem::size_of::<Node<K>>();
+        let lru = self.lru.heap_bytes();
         let states: usize = self.table.iter().map(|e| e.state.heap_bytes()).sum();
         self.table.allocation_size() + lru + T::side_bytes(&self.side) + states
     }

@@ -108,9 +108,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Table<K, S> {
     }
 
     /// Inlined (with the shard's `validate` and the precheck) into
-    /// `NonceValidator::validate`: out of line, each handed its `Result` back
-    /// through memory. callgrind counted 210 -> 153 instructions per `Strict`
-    /// call in a steady-state loop.
+    /// `NonceValidator::validate`: out of line, each hands its `Result` back
+    /// through memory.
     #[inline]
     pub(super) fn validate<Q>(&mut self, hash: u64, account: &Q, nonce: u64, floor: u64) -> Result<Evicted, Rejection>
     where
