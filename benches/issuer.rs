@@ -9,7 +9,7 @@
 //! `cargo bench --bench issuer`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use monotonic_nonce::{BadNonce, NonceIssuer};
+use monotonic_nonce::{acme::BadNonce, NonceIssuer};
 use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::hint::black_box;

@@ -15,7 +15,7 @@
 //! `cargo bench --bench manager`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use monotonic_nonce::{Clock, CoarseClock, NonceManager, Strategy, SystemClock};
+use monotonic_nonce::{clock::CoarseClock, Clock, NonceManager, Strategy, SystemClock};
 use parking_lot::Mutex;
 use std::hint::black_box;
 use std::sync::Barrier;
@@ -26,11 +26,11 @@ use std::time::{Duration, Instant};
 struct StdSystemTime;
 
 impl Clock for StdSystemTime {
-    fn now_ms(&self) -> Result<u64, monotonic_nonce::ClockError> {
+    fn now_ms(&self) -> Result<u64, monotonic_nonce::clock::ClockError> {
         let d = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|_| monotonic_nonce::ClockError::BeforeUnixEpoch)?;
-        u64::try_from(d.as_millis()).map_err(|_| monotonic_nonce::ClockError::OutOfRange)
+            .map_err(|_| monotonic_nonce::clock::ClockError::BeforeUnixEpoch)?;
+        u64::try_from(d.as_millis()).map_err(|_| monotonic_nonce::clock::ClockError::OutOfRange)
     }
 }
 

@@ -59,7 +59,7 @@ impl Target for Naive {
 /// get-and-update, with the crate's default hasher, under one uncontended lock.
 #[derive(Default)]
 struct BareMap {
-    last: Mutex<HashMap<u64, u64, monotonic_nonce::DefaultHashBuilder>>,
+    last: Mutex<HashMap<u64, u64, monotonic_nonce::validator::DefaultHashBuilder>>,
 }
 
 impl Target for BareMap {
@@ -92,7 +92,7 @@ const _: () = assert!(std::mem::size_of::<WideSlot>() == 128 && std::mem::align_
 #[derive(Default)]
 struct BareWideMap {
     table: Mutex<hashbrown::HashTable<WideSlot>>,
-    hasher: monotonic_nonce::DefaultHashBuilder,
+    hasher: monotonic_nonce::validator::DefaultHashBuilder,
 }
 
 impl Target for BareWideMap {

@@ -7,7 +7,11 @@
 //! `cargo run --release --example acme_nonces` (exits non-zero if a request
 //! failed, attempts exceeded requests x 1.1, or a nonce was sent twice)
 
-use monotonic_nonce::{retry_bad_nonce, BadNonce, Classified, NonceIssuer, ReplayNonces, RetryPolicy};
+use monotonic_nonce::{
+    acme::{retry_bad_nonce, BadNonce, Classified, ReplayNonces},
+    client::RetryPolicy,
+    NonceIssuer,
+};
 use std::collections::{BTreeMap, HashSet};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,7 +83,7 @@ fn main() -> ExitCode {
                             if !sent.lock().unwrap().insert(nonce.to_owned()) {
                                 duplicates.fetch_add(1, Ordering::Relaxed);
                             }
-                            let response = server.post(nonce);
+                            let response = server.post(&nonce);
                             match response.result {
                                 Ok(()) => {
                                     cache.push(response.replay_nonce);

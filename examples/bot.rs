@@ -9,7 +9,8 @@
 //! (`NonceFeedback::from_json` with the `serde` feature).
 
 use monotonic_nonce::{
-    retry_with_nonce, NonceFeedback, NonceManager, NonceValidator, Policy, Rejection, RetryError, RetryPolicy,
+    client::{retry_with_nonce, NonceFeedback, RetryError, RetryPolicy},
+    NonceManager, NonceValidator, Policy, Rejection,
 };
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! Four threads share one manager; every nonce is unique and increasing per thread.
 //! `cargo run --release --example quickstart`
 
-use monotonic_nonce::{NonceManager, Strategy, JS_SAFE_MAX};
+use monotonic_nonce::{strategy::JS_SAFE_MAX, NonceManager, Strategy};
 use std::sync::Arc;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 /// Why a [`Clock`](crate::Clock) could not give the time.
 ///
 /// ```
-/// use monotonic_nonce::{Clock, ClockError, ManualClock};
+/// use monotonic_nonce::{Clock, clock::{ClockError, ManualClock}};
 /// let clock = ManualClock::new(1);
 /// clock.set_failing(true);
 /// assert_eq!(clock.now_ms(), Err(ClockError::Injected));
@@ -26,10 +26,10 @@ pub enum ClockError {
     /// The time in milliseconds does not fit in a `u64`.
     #[error("the wall clock reads a time whose milliseconds do not fit in a u64")]
     OutOfRange,
-    /// A [`ManualClock`](crate::ManualClock) was told to fail (fault injection in tests).
+    /// A [`ManualClock`](crate::clock::ManualClock) was told to fail (fault injection in tests).
     #[error("the manual clock was set to fail (fault injection)")]
     Injected,
-    /// An [`OffsetClock`](crate::OffsetClock) sample whose response arrived
+    /// An [`OffsetClock`](crate::client::OffsetClock) sample whose response arrived
     /// before its request was sent, or whose offset is beyond the clock's bound.
     #[error("invalid round-trip sample (response before request, or an offset beyond the plausible bound); the sample was ignored")]
     InvalidSample,
@@ -72,6 +72,13 @@ pub enum BuildError {
     #[error("the store refused the configuration: {reason}")]
     Store {
         /// What the store said or what is unsafe, and what to change.
+        reason: String,
+    },
+    /// The operating system's random source failed, so no secret key could
+    /// be drawn (the nonce issuer's MAC key).
+    #[error("the random source failed: {reason}")]
+    Random {
+        /// What the random source said.
         reason: String,
     },
 }
@@ -124,11 +131,11 @@ pub enum NonceError {
     #[error("reserve(0): a batch must hold at least one nonce")]
     EmptyBatch,
     /// The durable high-water mark could not be written (see
-    /// [`NonceManagerBuilder::persist`](crate::NonceManagerBuilder::persist)).
+    /// [`NonceManagerBuilder::persist`](crate::client::NonceManagerBuilder::persist)).
     #[error("the durable mark could not be extended; nothing above it is handed out")]
     Persist(#[source] Box<PersistError>),
     /// The next nonce would stand for a time more than `max_lead` ahead of the
-    /// clock (see [`NonceManagerBuilder::max_lead`](crate::NonceManagerBuilder::max_lead)).
+    /// clock (see [`NonceManagerBuilder::max_lead`](crate::client::NonceManagerBuilder::max_lead)).
     #[error("the next nonce would be {lead_ms} ms ahead of the clock, beyond max_lead; send fewer requests per ms or use Strategy::Hft")]
     TooFarAhead {
         /// How far ahead the nonce would have been, in ms.
@@ -249,7 +256,7 @@ impl Hash for PersistError {
 /// Why a validator snapshot could not be saved or loaded (feature `serde`).
 ///
 /// ```
-/// use monotonic_nonce::{SnapshotError, ValidatorSnapshot};
+/// use monotonic_nonce::validator::{SnapshotError, ValidatorSnapshot};
 /// let r = ValidatorSnapshot::<String>::load("/nonexistent/snapshot.json");
 /// assert!(matches!(r, Err(SnapshotError::Io { .. })));
 /// ```

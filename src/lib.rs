@@ -11,41 +11,37 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod acme;
 mod atomic_file;
-mod batch;
-mod clock;
+pub mod client;
+pub mod clock;
 mod error;
-mod issuer;
-mod manager;
-mod persist;
 pub mod protocol;
-mod recovery;
 #[cfg(feature = "redis")]
-mod redis;
-mod strategy;
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
+pub mod rules;
+pub mod strategy;
 mod sync;
-mod validator;
+pub mod validator;
 
-pub use batch::{NonceBatch, NonceBatchIter};
-pub use clock::{Clock, CoarseClock, ManualClock, OffsetClock, SystemClock};
-#[cfg(feature = "serde")]
-pub use error::SnapshotError;
-pub use error::{BuildError, ClockError, NonceError, PersistError, Rejection};
-pub use issuer::{
-    retry_bad_nonce, retry_bad_nonce_async, BadNonce, Classified, NonceIssuer, NonceIssuerBuilder, ReplayNonces,
-    DEFAULT_ISSUER_WINDOW,
-};
-pub use manager::{HistoryEntry, NonceManager, NonceManagerBuilder};
-#[cfg(feature = "serde")]
-pub use protocol::serde_str;
-pub use recovery::{retry_with_nonce, retry_with_nonce_async, NonceFeedback, RetryError, RetryPolicy};
+// The headline names, the ones a user types first; everything else is in its module.
+#[doc(no_inline)]
+pub use acme::NonceIssuer;
+#[doc(no_inline)]
+pub use client::NonceManager;
+#[doc(no_inline)]
+pub use clock::{Clock, SystemClock};
+pub use error::{BuildError, NonceError, Rejection};
 #[cfg(feature = "redis")]
-pub use redis::{BlockingRedisValidator, RedisValidator, RedisValidatorBuilder, MAX_ACCOUNT_LEN};
-pub use strategy::{Strategy, TimeScale, I64_MAX, JS_SAFE_MAX};
-pub use validator::{
-    AccountSnapshot, DefaultHashBuilder, NonceValidator, NonceValidatorBuilder, Policy, StateSnapshot, Stats,
-    ValidatorSnapshot, MAX_HIGHEST_K, MAX_SHARDS, MAX_WINDOW, SNAPSHOT_VERSION,
-};
+#[doc(no_inline)]
+pub use redis::RedisValidator;
+#[doc(no_inline)]
+pub use rules::Policy;
+#[doc(no_inline)]
+pub use strategy::Strategy;
+#[doc(no_inline)]
+pub use validator::NonceValidator;
 
 /// Internals for the fuzz crate (`fuzz/`), compiled only when cargo-fuzz sets
 /// `--cfg fuzzing`. Not part of the public API.

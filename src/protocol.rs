@@ -1,11 +1,11 @@
 //! The wire format, in one place: the JSON error body a validator sends
-//! ([`ErrorBody`]), its codes and messages, how nonces are written in it
-//! ([`JsonNumbers`]), and how a client reads a server's answer back into a
-//! [`NonceFeedback`] (the crate's own body and the bodies of the exchanges
-//! bots talk to).
+//! ([`ErrorBody`]), its codes and messages, and how nonces are written in it
+//! ([`JsonNumbers`], and `serde_str` with the `serde` feature). A leaf: it imports neither side. A
+//! client reads a server's answer back with
+//! [`NonceFeedback`](crate::client::NonceFeedback).
 //!
 //! ```
-//! use monotonic_nonce::{protocol::ErrorBody, NonceFeedback, Rejection};
+//! use monotonic_nonce::{Rejection, protocol::ErrorBody, client::NonceFeedback};
 //! let body = Rejection::TooLow { last_nonce: 1_704_067_200_000, attempted_nonce: 1_704_067_199_000 }.error_body();
 //! assert_eq!(body.error.code, "VALIDATION_ERROR");
 //! assert_eq!(NonceFeedback::from(&body), NonceFeedback::TooLow { last_nonce: Some(1_704_067_200_000) });
@@ -13,7 +13,6 @@
 //! ```
 
 use crate::error::Rejection;
-use crate::recovery::NonceFeedback;
 
 /// `status` of every error body.
 pub const STATUS_ERROR: &str = "error";
@@ -52,14 +51,14 @@ pub const MSG_ACCOUNT_TOO_LONG: &str = "Account key too long";
 /// today); `Strings` writes every nonce as a string.
 ///
 /// ```
-/// use monotonic_nonce::{protocol::JsonNumbers, Rejection};
+/// use monotonic_nonce::{Rejection, protocol::JsonNumbers};
 /// let body = Rejection::AlreadyUsed { last_nonce: 7, attempted_nonce: 7 }.error_body().with_numbers(JsonNumbers::Strings);
 /// assert_eq!(body.numbers(), JsonNumbers::Strings);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum JsonNumbers {
-    /// Numbers up to [`JS_SAFE_MAX`](crate::JS_SAFE_MAX), strings above.
+    /// Numbers up to [`JS_SAFE_MAX`](crate::strategy::JS_SAFE_MAX), strings above.
     #[default]
     Auto,
     /// Every nonce as a decimal string.
@@ -161,7 +160,7 @@ impl ErrorBody {
     /// The body with nonces written as `numbers` says.
     ///
     /// ```
-    /// use monotonic_nonce::{protocol::JsonNumbers, Rejection};
+    /// use monotonic_nonce::{Rejection, protocol::JsonNumbers};
     /// # #[cfg(feature = "serde")] {
     /// let body = Rejection::TooLow { last_nonce: 5, attempted_nonce: 4 }.error_body().with_numbers(JsonNumbers::Strings);
     /// assert!(serde_json::to_string(&body).unwrap().contains(r#""lastNonce":"5""#));
@@ -175,7 +174,7 @@ impl ErrorBody {
     /// How this body writes nonces.
     ///
     /// ```
-    /// use monotonic_nonce::{protocol::JsonNumbers, Rejection};
+    /// use monotonic_nonce::{Rejection, protocol::JsonNumbers};
     /// assert_eq!(Rejection::NotPositive.error_body().numbers(), JsonNumbers::Auto);
     /// ```
     pub fn numbers(&self) -> JsonNumbers {
@@ -246,93 +245,9 @@ impl Rejection {
     }
 }
 
-impl From<&ErrorBody> for NonceFeedback {
-    fn from(body: &ErrorBody) -> Self {
-        let info = &body.error;
-        if info.code == CODE_UNAVAILABLE || info.code == CODE_SERVER {
-            return NonceFeedback::Other;
-        }
-        let d = &info.details;
-        classify(&info.message, d.last_nonce, d.max_nonce).unwrap_or(NonceFeedback::Other)
-    }
-}
-
-/// Classifies one server message (case-insensitive). `last_nonce`/`max_nonce`
-/// are the numbers the body carried; without them the largest number in the
-/// message is used (moving past it is always enough). `None`: not about
-/// nonces or clocks.
-pub(crate) fn classify(message: &str, last_nonce: Option<u64>, max_nonce: Option<u64>) -> Option<NonceFeedback> {
-    let m = message.to_ascii_lowercase();
-    if m.contains("recvwindow")
-        || (m.contains("timestamp") && (m.contains("ahead") || m.contains("outside") || m.contains("behind")))
-    {
-        return Some(NonceFeedback::ClockSkew);
-    }
-    if !m.contains("nonce") {
-        return None;
-    }
-    let number = || largest_number(&m);
-    Some(if m.contains("future") || m.contains("too high") || m.contains("too far") || m.contains("too large") {
-        NonceFeedback::TooFarInFuture { max_nonce: max_nonce.or_else(number) }
-    } else if m.contains("already used") || m.contains("duplicate") || m.contains("reused") || m.contains("used") {
-        NonceFeedback::AlreadyUsed { last_nonce: last_nonce.or_else(number) }
-    } else if m.contains("low")
-        || m.contains("small")
-        || m.contains("greater than")
-        || m.contains("larger than")
-        || m.contains("invalid nonce")
-        || m.contains("bad nonce")
-        || m.contains("increas")
-    {
-        NonceFeedback::TooLow { last_nonce: last_nonce.or_else(number) }
-    } else {
-        NonceFeedback::Other
-    })
-}
-
-/// The largest run of decimal digits in `text` that fits a `u64`.
-fn largest_number(text: &str) -> Option<u64> {
-    text.split(|c: char| !c.is_ascii_digit()).filter_map(|run| run.parse::<u64>().ok()).max()
-}
-
-/// The ACME error type for a refused nonce (RFC 8555 §6.5).
-pub const ACME_BAD_NONCE: &str = "urn:ietf:params:acme:error:badNonce";
-
-/// An RFC 7807 problem document, as ACME servers answer errors
-/// (`application/problem+json`). Serializable with the `serde` feature.
-///
-/// ```
-/// use monotonic_nonce::BadNonce;
-/// let p = BadNonce::TooOld.problem();
-/// assert_eq!(p.r#type, "urn:ietf:params:acme:error:badNonce");
-/// assert_eq!(p.detail, "the nonce is too old");
-/// # #[cfg(feature = "serde")]
-/// assert!(serde_json::to_string(&p).unwrap().starts_with(r#"{"type":"urn:ietf:params:acme:error:badNonce""#));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[non_exhaustive]
-pub struct Problem {
-    /// The problem type URI.
-    #[cfg_attr(feature = "serde", serde(rename = "type"))]
-    pub r#type: String,
-    /// A human-readable explanation.
-    pub detail: String,
-    /// The HTTP status code.
-    pub status: u16,
-}
-
-impl Problem {
-    /// A `badNonce` problem (HTTP 400) with `detail`.
-    pub(crate) fn bad_nonce(detail: String) -> Self {
-        Self { r#type: ACME_BAD_NONCE.to_owned(), detail, status: 400 }
-    }
-}
-
 #[cfg(feature = "serde")]
 mod json {
-    //! Serde for the wire types: nonces as numbers or strings, and reading
-    //! [`NonceFeedback`] from whatever body a server sent.
+    //! Serde for the wire types: nonces as numbers or strings.
     use super::*;
     use crate::strategy::JS_SAFE_MAX;
     use serde::de::{self, Deserializer, Visitor};
@@ -388,7 +303,8 @@ mod json {
         }
     }
 
-    fn number(v: Option<&Value>) -> Option<u64> {
+    /// A `u64` from a JSON number or a decimal string.
+    pub(crate) fn number(v: Option<&Value>) -> Option<u64> {
         match v? {
             Value::Number(n) => n.as_u64(),
             Value::String(s) => s.trim().parse().ok(),
@@ -425,60 +341,10 @@ mod json {
             })
         }
     }
-
-    /// Reads a server's error body, whatever its shape: the crate's own
-    /// ([`ErrorBody`]), Kraken's `{"error":["EAPI:Invalid nonce"]}`, Binance's
-    /// `{"code":-1021,"msg":..}`, Bitfinex's `["error",10114,"nonce: small"]`,
-    /// Hyperliquid's `{"status":"err","response":".."}`, or a plain
-    /// `{"error":".."}` / `{"message":".."}`. Anything else is `Other`.
-    pub(crate) fn feedback_from_value(v: &Value) -> NonceFeedback {
-        // The crate's own shape, with its numbers in `details`.
-        if let Some(info) = v.get("error").filter(|e| e.is_object()) {
-            let code = info.get("code").and_then(Value::as_str).unwrap_or("");
-            if code == CODE_UNAVAILABLE || code == CODE_SERVER {
-                return NonceFeedback::Other;
-            }
-            let details = info.get("details");
-            let last = number(details.and_then(|d| d.get("lastNonce")));
-            let max = number(details.and_then(|d| d.get("maxNonce")));
-            let message = info.get("message").and_then(Value::as_str).unwrap_or("");
-            return classify(message, last, max).unwrap_or(NonceFeedback::Other);
-        }
-        // Binance: -1021 is the timestamp window, a clock problem.
-        if v.get("code").and_then(Value::as_i64) == Some(-1021) {
-            return NonceFeedback::ClockSkew;
-        }
-        // Bitfinex v2: ["error", code, "message"]; 10114 is "nonce: small".
-        if let Some(items) = v.as_array() {
-            if items.first().and_then(Value::as_str) == Some("error") {
-                let code = items.get(1).and_then(Value::as_i64);
-                let message = items.get(2).and_then(Value::as_str).unwrap_or("");
-                return match classify(message, None, None) {
-                    Some(f) => f,
-                    None if code == Some(10114) => NonceFeedback::TooLow { last_nonce: None },
-                    None => NonceFeedback::Other,
-                };
-            }
-            return NonceFeedback::Other;
-        }
-        let mut messages: Vec<&str> = Vec::new();
-        for key in ["error", "msg", "message", "response", "err"] {
-            match v.get(key) {
-                Some(Value::String(s)) => messages.push(s),
-                Some(Value::Array(items)) => messages.extend(items.iter().filter_map(Value::as_str)),
-                _ => {}
-            }
-        }
-        messages.into_iter().find_map(|m| classify(m, None, None)).unwrap_or(NonceFeedback::Other)
-    }
-
-    /// Reads the feedback from any server error body (see [`NonceFeedback`]).
-    impl<'de> Deserialize<'de> for NonceFeedback {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            Ok(feedback_from_value(&Value::deserialize(d)?))
-        }
-    }
 }
+
+#[cfg(feature = "serde")]
+pub(crate) use json::number as json_number;
 
 /// Serde helpers for a `u64` nonce written as a decimal string (feature
 /// `serde`), for request structs sent to clients that parse numbers as doubles.
@@ -488,7 +354,7 @@ mod json {
 /// # #[cfg(feature = "serde")] {
 /// #[derive(serde::Serialize, serde::Deserialize)]
 /// struct Order {
-///     #[serde(with = "monotonic_nonce::serde_str")]
+///     #[serde(with = "monotonic_nonce::protocol::serde_str")]
 ///     nonce: u64,
 /// }
 /// let json = serde_json::to_string(&Order { nonce: 1_704_067_200_000_123_456 }).unwrap();

@@ -1,14 +1,15 @@
-//! Strategies as data: every strategy is `max(now_ms * scale + offset, last + step)`,
-//! computed by one pure, checked function ([`Params::span_after`]), and the
-//! time scale that turns nonces into milliseconds and back ([`TimeScale`]).
+//! Strategies as data, shared by both sides: every strategy is
+//! `max(now_ms * scale + offset, last + step)` (the generator computes it in
+//! `client/formula.rs`), and the time scale that turns nonces into
+//! milliseconds and back ([`TimeScale`]), which the validators use too.
 
-use crate::error::{BuildError, NonceError};
+use crate::error::BuildError;
 use std::num::NonZeroU64;
 
 /// The default ceiling: the largest value an exchange can parse into a signed 64-bit integer.
 ///
 /// ```
-/// assert_eq!(monotonic_nonce::I64_MAX, i64::MAX as u64);
+/// assert_eq!(monotonic_nonce::strategy::I64_MAX, i64::MAX as u64);
 /// ```
 pub const I64_MAX: u64 = 9_223_372_036_854_775_807;
 
@@ -16,7 +17,7 @@ pub const I64_MAX: u64 = 9_223_372_036_854_775_807;
 /// (JavaScript, many Python and Go decoders) reads back exactly.
 ///
 /// ```
-/// assert_eq!(monotonic_nonce::JS_SAFE_MAX, (1u64 << 53) - 1);
+/// assert_eq!(monotonic_nonce::strategy::JS_SAFE_MAX, (1u64 << 53) - 1);
 /// ```
 pub const JS_SAFE_MAX: u64 = 9_007_199_254_740_991;
 
@@ -98,7 +99,7 @@ impl Strategy {
     /// strategy is invalid or no millisecond fits.
     ///
     /// ```
-    /// use monotonic_nonce::{Strategy, JS_SAFE_MAX};
+    /// use monotonic_nonce::{Strategy, strategy::JS_SAFE_MAX};
     /// // ms since the epoch -> roughly the year 287 396
     /// assert_eq!(Strategy::Millis.horizon_ms(JS_SAFE_MAX), Some(JS_SAFE_MAX));
     /// let hft6 = Strategy::Hft { counter_digits: 6 }.horizon_ms(JS_SAFE_MAX).unwrap();
@@ -155,7 +156,7 @@ impl Strategy {
 /// strategy checks and both validators convert through this one type.
 ///
 /// ```
-/// use monotonic_nonce::{Strategy, TimeScale};
+/// use monotonic_nonce::{Strategy, strategy::TimeScale};
 /// let s = TimeScale::new(1_000).unwrap();
 /// assert_eq!(s.ms_of(1_704_067_200_000_999), 1_704_067_200_000);
 /// assert_eq!(s.first_nonce_at(5), Some(5_000));
@@ -182,7 +183,7 @@ impl TimeScale {
     /// `units_per_ms` nonce units per millisecond; `None` for 0.
     ///
     /// ```
-    /// assert!(monotonic_nonce::TimeScale::new(0).is_none());
+    /// assert!(monotonic_nonce::strategy::TimeScale::new(0).is_none());
     /// ```
     pub const fn new(units_per_ms: u64) -> Option<Self> {
         match NonZeroU64::new(units_per_ms) {
@@ -194,7 +195,7 @@ impl TimeScale {
     /// Nonce units per millisecond.
     ///
     /// ```
-    /// assert_eq!(monotonic_nonce::TimeScale::MILLIS.units_per_ms(), 1);
+    /// assert_eq!(monotonic_nonce::strategy::TimeScale::MILLIS.units_per_ms(), 1);
     /// ```
     pub const fn units_per_ms(&self) -> u64 {
         self.units_per_ms.get()
@@ -203,7 +204,7 @@ impl TimeScale {
     /// The millisecond a nonce stands for.
     ///
     /// ```
-    /// assert_eq!(monotonic_nonce::TimeScale::new(4).unwrap().ms_of(4_003), 1_000);
+    /// assert_eq!(monotonic_nonce::strategy::TimeScale::new(4).unwrap().ms_of(4_003), 1_000);
     /// ```
     #[inline]
     pub const fn ms_of(&self, nonce: u64) -> u64 {
@@ -213,7 +214,7 @@ impl TimeScale {
     /// The first nonce standing for millisecond `ms`; `None` beyond `u64`.
     ///
     /// ```
-    /// assert_eq!(monotonic_nonce::TimeScale::new(10).unwrap().first_nonce_at(7), Some(70));
+    /// assert_eq!(monotonic_nonce::strategy::TimeScale::new(10).unwrap().first_nonce_at(7), Some(70));
     /// ```
     #[inline]
     pub const fn first_nonce_at(&self, ms: u64) -> Option<u64> {
@@ -223,8 +224,8 @@ impl TimeScale {
     /// The last nonce standing for millisecond `ms`, saturating at `u64::MAX`.
     ///
     /// ```
-    /// assert_eq!(monotonic_nonce::TimeScale::new(10).unwrap().last_nonce_at(7), 79);
-    /// assert_eq!(monotonic_nonce::TimeScale::new(10).unwrap().last_nonce_at(u64::MAX), u64::MAX);
+    /// assert_eq!(monotonic_nonce::strategy::TimeScale::new(10).unwrap().last_nonce_at(7), 79);
+    /// assert_eq!(monotonic_nonce::strategy::TimeScale::new(10).unwrap().last_nonce_at(u64::MAX), u64::MAX);
     /// ```
     #[inline]
     pub const fn last_nonce_at(&self, ms: u64) -> u64 {
@@ -246,13 +247,6 @@ pub(crate) struct Params {
     pub(crate) step: u64,
 }
 
-/// A run of `count` nonces `first, first + step, ..., last`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Span {
-    pub(crate) first: u64,
-    pub(crate) last: u64,
-}
-
 impl Params {
     /// `Strategy::Millis`: the formula with every parameter a constant the
     /// compiler folds away (the manager's common path is monomorphized on it).
@@ -262,83 +256,11 @@ impl Params {
     pub(crate) fn new(scale: u64, offset: u64, step: u64) -> Self {
         Self { time: TimeScale::new(scale).unwrap_or(TimeScale::MILLIS), offset, step }
     }
-
-    /// The clock term `now_ms * scale + offset`, or `None` if it overflows a `u64`.
-    #[inline]
-    pub(crate) fn clock_term(&self, now_ms: u64) -> Option<u64> {
-        self.time.first_nonce_at(now_ms)?.checked_add(self.offset)
-    }
-
-    /// The smallest value above `last` in this strategy's residue class
-    /// (`≡ offset mod step`): `last + step` when `last` is in the class.
-    #[inline]
-    pub(crate) fn after(&self, last: u64) -> Option<u64> {
-        if self.step == 1 {
-            // Millis and Hft: every value is in the class; skip the division.
-            return last.checked_add(1);
-        }
-        let r = last % self.step;
-        let base = last - r; // r <= last: cannot underflow
-        if r < self.offset {
-            base.checked_add(self.offset)
-        } else {
-            base.checked_add(self.step)?.checked_add(self.offset)
-        }
-    }
-
-    /// THE formula: the `count` nonces that follow `last` at time `now_ms`
-    /// (`None` when the clock failed: carry on from `last`), all at or below
-    /// `ceiling`. Every step is checked; any overflow is `Overflow { ceiling }`.
-    #[inline]
-    pub(crate) fn span_after(
-        &self,
-        last: u64,
-        now_ms: Option<u64>,
-        count: u64,
-        ceiling: u64,
-    ) -> Result<Span, NonceError> {
-        self.span(last, now_ms, count).filter(|span| span.last <= ceiling).ok_or(NonceError::Overflow { ceiling })
-    }
-
-    /// [`span_after`](Self::span_after) without the ceiling; `None` on any `u64` overflow.
-    #[inline]
-    fn span(&self, last: u64, now_ms: Option<u64>, count: u64) -> Option<Span> {
-        let by_last = self.after(last)?;
-        let first = match now_ms {
-            Some(now) => by_last.max(self.clock_term(now)?),
-            None => by_last,
-        };
-        let end = if count == 1 { first } else { first.checked_add(count.checked_sub(1)?.checked_mul(self.step)?)? };
-        Some(Span { first, last: end })
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn after_keeps_the_distributed_residue() {
-        let p = Strategy::Distributed { system_id: 2, total_systems: 5 }.params().unwrap();
-        for last in 0..40u64 {
-            let v = p.after(last).unwrap();
-            assert!(v > last && v % 5 == 2 && v - last <= 5, "last {last} -> {v}");
-        }
-        assert_eq!(p.after(u64::MAX - 1), None);
-    }
-
-    #[test]
-    fn span_after_takes_the_larger_term() {
-        let p = Strategy::Millis.params().unwrap();
-        assert_eq!(p.span_after(10, Some(100), 1, I64_MAX).unwrap(), Span { first: 100, last: 100 });
-        assert_eq!(p.span_after(500, Some(100), 3, I64_MAX).unwrap(), Span { first: 501, last: 503 });
-        assert_eq!(p.span_after(500, None, 1, I64_MAX).unwrap(), Span { first: 501, last: 501 });
-        assert_eq!(p.span_after(I64_MAX - 1, None, 2, I64_MAX), Err(NonceError::Overflow { ceiling: I64_MAX }));
-        assert_eq!(p.span_after(0, Some(u64::MAX), 1, u64::MAX).unwrap().first, u64::MAX);
-        // count u64::MAX from 1 ends exactly at u64::MAX; from 2 it overflows.
-        assert_eq!(p.span_after(0, Some(1), u64::MAX, u64::MAX).unwrap(), Span { first: 1, last: u64::MAX });
-        assert_eq!(p.span_after(0, Some(2), u64::MAX, u64::MAX), Err(NonceError::Overflow { ceiling: u64::MAX }));
-    }
 
     #[test]
     fn units_per_ms_saturates_for_invalid_digits() {

@@ -1,6 +1,6 @@
 //! Many threads on one manager: every value distinct, strictly increasing per thread.
 
-use monotonic_nonce::{ManualClock, NonceManager, Strategy};
+use monotonic_nonce::{clock::ManualClock, NonceManager, Strategy};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 

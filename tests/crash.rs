@@ -8,7 +8,7 @@
 //! The child is this same test binary, running the ignored test `crash_child`.
 #![cfg(unix)]
 
-use monotonic_nonce::{Clock, ClockError, NonceManager, SystemClock};
+use monotonic_nonce::{clock::ClockError, Clock, NonceManager, SystemClock};
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};

@@ -3,8 +3,10 @@
 //! model, and N threads redeeming one nonce.
 
 use monotonic_nonce::{
-    retry_bad_nonce, BadNonce, BuildError, Classified, ManualClock, NonceIssuer, ReplayNonces, RetryError, RetryPolicy,
-    DEFAULT_ISSUER_WINDOW,
+    acme::{retry_bad_nonce, BadNonce, Classified, ReplayNonces, DEFAULT_ISSUER_WINDOW},
+    client::{RetryError, RetryPolicy},
+    clock::ManualClock,
+    BuildError, NonceIssuer,
 };
 use proptest::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -364,7 +366,7 @@ fn retry_uses_the_error_responses_nonce_first_and_stops_at_max_attempts() {
             if seen.len() == 1 {
                 Err(ApiError::BadNonce { fresh: Some(fresh_from_error.clone()) })
             } else {
-                s.redeem(nonce).map_err(|_| ApiError::BadNonce { fresh: None })
+                s.redeem(&nonce).map_err(|_| ApiError::BadNonce { fresh: None })
             }
         },
         classify,
@@ -417,7 +419,7 @@ fn a_restarted_server_is_recovered_by_retrying_with_the_fresh_nonce() {
     let r = retry_bad_nonce(
         &cache,
         RetryPolicy::attempts(2),
-        |nonce| new.redeem(nonce).map_err(|_| ApiError::BadNonce { fresh: Some(new.issue()) }),
+        |nonce| new.redeem(&nonce).map_err(|_| ApiError::BadNonce { fresh: Some(new.issue()) }),
         classify,
         || Ok(new.issue()),
     );

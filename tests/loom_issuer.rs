@@ -7,7 +7,7 @@
 
 use loom::sync::Arc;
 use loom::thread;
-use monotonic_nonce::{BadNonce, NonceIssuer};
+use monotonic_nonce::{acme::BadNonce, NonceIssuer};
 
 #[test]
 fn one_nonce_redeemed_by_two_threads_while_a_third_issues() {

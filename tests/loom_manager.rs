@@ -7,7 +7,7 @@
 use loom::sync::atomic::{AtomicU64, Ordering};
 use loom::sync::Arc;
 use loom::thread;
-use monotonic_nonce::{ManualClock, NonceManager, Strategy};
+use monotonic_nonce::{clock::ManualClock, NonceManager, Strategy};
 
 const T0: u64 = 1_000;
 

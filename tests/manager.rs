@@ -1,7 +1,9 @@
 //! Behaviour of `NonceManager` under each strategy, with a `ManualClock`.
 
 use monotonic_nonce::{
-    BuildError, ClockError, ManualClock, NonceError, NonceManager, Strategy, SystemClock, I64_MAX, JS_SAFE_MAX,
+    clock::{ClockError, ManualClock},
+    strategy::{I64_MAX, JS_SAFE_MAX},
+    BuildError, NonceError, NonceManager, Strategy, SystemClock,
 };
 
 const T0: u64 = 1_704_067_200_000; // 2024-01-01T00:00:00Z
@@ -354,7 +356,7 @@ fn ceiling_hints_are_computed_and_the_suggested_fix_builds() {
 #[cfg(feature = "serde")]
 #[test]
 fn a_batch_no_manager_could_reserve_does_not_deserialize() {
-    use monotonic_nonce::NonceBatch;
+    use monotonic_nonce::client::NonceBatch;
     for bad in [r#"{"first":5,"last":5,"stride":0,"len":4}"#, r#"{"first":9,"last":5,"stride":1,"len":3}"#] {
         assert!(serde_json::from_str::<NonceBatch>(bad).is_err(), "{bad} deserialized");
     }

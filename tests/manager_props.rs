@@ -1,7 +1,7 @@
 //! Property test: a single-threaded manager driven by random operations and a
 //! random clock agrees with a plain model of the formula.
 
-use monotonic_nonce::{ManualClock, NonceError, NonceManager, Strategy as NonceStrategy};
+use monotonic_nonce::{clock::ManualClock, NonceError, NonceManager, Strategy as NonceStrategy};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]

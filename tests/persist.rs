@@ -1,7 +1,7 @@
 //! The durable high-water mark: restarts, the lease, the lock, corrupt files
 //! and failed writes. Every failure is a clear error; none is a panic.
 
-use monotonic_nonce::{BuildError, ManualClock, NonceError, NonceManager, PersistError, Strategy};
+use monotonic_nonce::{client::PersistError, clock::ManualClock, BuildError, NonceError, NonceManager, Strategy};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

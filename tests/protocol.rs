@@ -4,7 +4,7 @@
 #![cfg(feature = "serde")]
 
 use monotonic_nonce::protocol::{ErrorBody, JsonNumbers};
-use monotonic_nonce::{ClockError, NonceFeedback, Rejection, JS_SAFE_MAX};
+use monotonic_nonce::{client::NonceFeedback, clock::ClockError, strategy::JS_SAFE_MAX, Rejection};
 
 fn read(body: &str) -> NonceFeedback {
     serde_json::from_str::<NonceFeedback>(body).unwrap_or_else(|e| panic!("{body}: {e}"))

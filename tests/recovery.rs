@@ -2,8 +2,9 @@
 //! offset, the run-ahead guard, the debug history and the clock-fault counter.
 
 use monotonic_nonce::{
-    retry_with_nonce, retry_with_nonce_async, Clock, ManualClock, NonceError, NonceFeedback, NonceManager,
-    NonceValidator, OffsetClock, Policy, Rejection, RetryError, RetryPolicy, Strategy,
+    client::{retry_with_nonce, retry_with_nonce_async, NonceFeedback, OffsetClock, RetryError, RetryPolicy},
+    clock::ManualClock,
+    Clock, NonceError, NonceManager, NonceValidator, Policy, Rejection, Strategy,
 };
 use std::cell::Cell;
 use std::future::Future;

@@ -11,7 +11,9 @@ mod common;
 
 use common::model::Model;
 use common::redis_server::{RedisCluster, RedisServer};
-use monotonic_nonce::{BuildError, Clock, ManualClock, NonceValidator, Policy, RedisValidator, Rejection, I64_MAX};
+use monotonic_nonce::{
+    clock::ManualClock, strategy::I64_MAX, BuildError, Clock, NonceValidator, Policy, RedisValidator, Rejection,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use std::collections::HashSet;
@@ -582,5 +584,45 @@ fn the_guard_floor_itself_is_refused_and_the_next_nonce_accepted() {
         // an existing account below the floor reports the higher of the two
         let refused = rt.block_on(v.validate("a", floor));
         assert_eq!(refused, Err(Rejection::TooLow { last_nonce: floor + 1, attempted_nonce: floor }), "{policy:?}");
+    }
+}
+
+/// Both validators write the same error body for the same refusal, `lastNonce`
+/// and the number format included.
+#[test]
+fn the_error_body_is_the_in_memory_validators() {
+    use monotonic_nonce::protocol::JsonNumbers;
+    let server = RedisServer::start(&["--appendfsync", "always"]);
+    let rt = runtime();
+    for numbers in [JsonNumbers::Auto, JsonNumbers::Strings] {
+        let clock = ManualClock::new(T0);
+        let redis = rt
+            .block_on(
+                RedisValidator::builder(Policy::HighestK(2))
+                    .response_timeout(TIMEOUT)
+                    .url(&server.url())
+                    .key_prefix(&format!("body-{numbers:?}"))
+                    .clock(clock.clone())
+                    .max_future(Duration::from_secs(5))
+                    .assume_new_prefix()
+                    .json_numbers(numbers)
+                    .build(),
+            )
+            .unwrap();
+        let memory = NonceValidator::<String>::builder(Policy::HighestK(2))
+            .clock(clock.clone())
+            .max_future(Duration::from_secs(5))
+            .json_numbers(numbers)
+            .build()
+            .unwrap();
+        for n in [T0, T0 + 1] {
+            rt.block_on(redis.validate("a", n)).unwrap();
+            memory.validate("a", n).unwrap();
+        }
+        for n in [T0 + 1, T0 - 1, 0, T0 + 60_000] {
+            let (r, m) = (rt.block_on(redis.validate("a", n)).unwrap_err(), memory.validate("a", n).unwrap_err());
+            assert_eq!(r, m);
+            assert_eq!(rt.block_on(redis.error_body("a", &r)), memory.error_body("a", &m), "{numbers:?} {n}");
+        }
     }
 }

@@ -11,7 +11,7 @@ mod common;
 
 use common::proxy::Proxy;
 use common::redis_server::{RedisCluster, RedisServer};
-use monotonic_nonce::{BuildError, Clock, ManualClock, Policy, RedisValidator, Rejection};
+use monotonic_nonce::{clock::ManualClock, BuildError, Clock, Policy, RedisValidator, Rejection};
 use std::time::{Duration, Instant};
 
 const T0: u64 = 1_704_067_200_000;

@@ -1,7 +1,7 @@
 //! `NonceValidator` snapshot and restore: consistency under concurrent
 //! validation, the cold-start guard, and refusing unsafe restores.
 
-use monotonic_nonce::{BuildError, ManualClock, NonceValidator, Policy, Rejection, StateSnapshot};
+use monotonic_nonce::{clock::ManualClock, validator::StateSnapshot, BuildError, NonceValidator, Policy, Rejection};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -57,7 +57,10 @@ fn snapshot_under_8_threads_then_restore_refuses_every_pair_accepted_before_it()
     }
 }
 
-fn guarded(clock: &ManualClock, policy: Policy) -> monotonic_nonce::NonceValidatorBuilder<&'static str, ManualClock> {
+fn guarded(
+    clock: &ManualClock,
+    policy: Policy,
+) -> monotonic_nonce::validator::NonceValidatorBuilder<&'static str, ManualClock> {
     NonceValidator::builder(policy).clock(clock.clone()).max_future(Duration::from_secs(30))
 }
 
@@ -156,7 +159,7 @@ fn eviction_floor_survives_a_restore() {
 #[cfg(feature = "serde")]
 #[test]
 fn save_and_load_round_trip_and_corruption_is_a_clear_error() {
-    use monotonic_nonce::{SnapshotError, ValidatorSnapshot};
+    use monotonic_nonce::validator::{SnapshotError, ValidatorSnapshot};
     let dir = std::env::temp_dir().join(format!("monotonic-nonce-snap-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("validator.json");
@@ -364,7 +367,7 @@ fn a_window_remembers_at_most_w_plus_one_values() {
 #[cfg(feature = "serde")]
 #[test]
 fn a_clean_snapshot_file_is_restored_clean_only_once() {
-    use monotonic_nonce::ValidatorSnapshot;
+    use monotonic_nonce::validator::ValidatorSnapshot;
     let dir = std::env::temp_dir().join(format!("monotonic-nonce-once-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("validator.json");

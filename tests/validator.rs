@@ -1,6 +1,6 @@
 //! Edges of each policy, the time bounds, the ceiling and eviction.
 
-use monotonic_nonce::{BuildError, ManualClock, NonceValidator, Policy, Rejection, Strategy, I64_MAX};
+use monotonic_nonce::{clock::ManualClock, strategy::I64_MAX, BuildError, NonceValidator, Policy, Rejection, Strategy};
 use std::time::Duration;
 
 const T0: u64 = 1_704_067_200_000;
@@ -225,7 +225,7 @@ fn build_refuses_invalid_parameters() {
     assert_eq!(field(NonceValidator::builder(Policy::Window((1 << 20) + 1)).build()), "policy");
     assert_eq!(field(NonceValidator::builder(Policy::Strict).shards(0).build()), "shards");
     assert_eq!(
-        field(NonceValidator::builder(Policy::Strict).shards(monotonic_nonce::MAX_SHARDS + 1).build()),
+        field(NonceValidator::builder(Policy::Strict).shards(monotonic_nonce::validator::MAX_SHARDS + 1).build()),
         "shards"
     );
     let bad_strategy = Strategy::Distributed { system_id: 0, total_systems: 0 };

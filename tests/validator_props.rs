@@ -25,7 +25,7 @@ fn nonce() -> impl Strategy<Value = u64> {
         1 => ((1u64 << 63) - 300)..=(1u64 << 63), // around I64_MAX
         1 => Just(0u64),
         1 => Just(u64::MAX),
-        1 => Just(monotonic_nonce::I64_MAX),
+        1 => Just(monotonic_nonce::strategy::I64_MAX),
     ]
 }
 
@@ -53,7 +53,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(3_000))]
 
     #[test]
-    fn validator_matches_the_reference_model(policy in policy(), top in prop_oneof![Just(u64::MAX), Just(monotonic_nonce::I64_MAX)], ops in ops()) {
+    fn validator_matches_the_reference_model(policy in policy(), top in prop_oneof![Just(u64::MAX), Just(monotonic_nonce::strategy::I64_MAX)], ops in ops()) {
         let v = NonceValidator::<u8>::builder(policy).ceiling(top).shards(2).build().unwrap();
         let mut model = Model::new(policy, top);
         for op in ops {
@@ -69,7 +69,7 @@ proptest! {
     fn eviction_never_reopens_a_replay(policy in policy(), max_accounts in 1usize..4, ops in prop::collection::vec((0u8..8, 1u64..400), 1..300)) {
         // the future bound (needed with max_accounts) is far above every nonce here
         let v = NonceValidator::<u8>::builder(policy)
-            .clock(monotonic_nonce::ManualClock::new(1_000))
+            .clock(monotonic_nonce::clock::ManualClock::new(1_000))
             .max_future(std::time::Duration::from_secs(1))
             .max_accounts(max_accounts)
             .shards(1)

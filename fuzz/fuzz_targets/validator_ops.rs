@@ -8,7 +8,7 @@ mod model;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use model::Model;
-use monotonic_nonce::{ManualClock, NonceValidator, Policy, I64_MAX};
+use monotonic_nonce::{clock::ManualClock, strategy::I64_MAX, NonceValidator, Policy};
 use std::collections::HashSet;
 use std::time::Duration;
 

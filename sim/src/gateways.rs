@@ -6,7 +6,7 @@
 use crate::network::{exchange_with, Expect, Req, Row};
 use crate::scenario::sim_clock;
 use crate::Args;
-use monotonic_nonce::{ManualClock, NonceManager, NonceValidator, Policy, Rejection, Strategy};
+use monotonic_nonce::{clock::ManualClock, NonceManager, NonceValidator, Policy, Rejection, Strategy};
 use std::time::Duration;
 
 /// Gateways behind the balancer.

@@ -3,7 +3,9 @@
 
 use crate::network::{deliver, exchange, Expect, Req, Rng, Row};
 use crate::Args;
-use monotonic_nonce::{Clock, ManualClock, NonceManager, NonceValidator, Policy, Strategy, SystemClock, I64_MAX};
+use monotonic_nonce::{
+    clock::ManualClock, strategy::I64_MAX, Clock, NonceManager, NonceValidator, Policy, Strategy, SystemClock,
+};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

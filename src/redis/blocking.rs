@@ -5,7 +5,7 @@
 use super::{RedisValidator, RedisValidatorBuilder};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{BuildError, Rejection};
-use crate::validator::{Policy, Stats};
+use crate::rules::{Policy, Stats};
 use std::fmt;
 use std::sync::Arc;
 

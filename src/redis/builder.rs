@@ -9,9 +9,10 @@ use super::topology;
 use super::{Inner, RedisValidator};
 use crate::clock::{Clock, SystemClock};
 use crate::error::BuildError;
-use crate::strategy::{Strategy, TimeScale, I64_MAX};
+use crate::protocol::JsonNumbers;
+use crate::rules::{Policy, Stats, TimeBounds};
+use crate::strategy::{Strategy, TimeScale};
 use crate::sync::Mutex;
-use crate::validator::{Limits, Policy, Stats};
 use redis::Script;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,13 +33,12 @@ pub struct RedisValidatorBuilder<C: Clock = SystemClock> {
     target: Option<Target>,
     prefix: String,
     clock: C,
-    scale: Result<TimeScale, BuildError>,
-    max_past: Option<Duration>,
-    max_future: Option<Duration>,
-    ceiling: u64,
+    /// The stateless checks: time scale, time bounds, ceiling.
+    bounds: TimeBounds,
     timeout: Duration,
     expiry_margin: Duration,
     accept_durability_risk: bool,
+    json_numbers: JsonNumbers,
     declared_noeviction: bool,
     assume_new_prefix: bool,
 }
@@ -57,13 +57,11 @@ impl RedisValidator {
             target: None,
             prefix: "nonce".to_owned(),
             clock: SystemClock,
-            scale: Ok(TimeScale::MILLIS),
-            max_past: None,
-            max_future: None,
-            ceiling: I64_MAX,
+            bounds: TimeBounds::new(),
             timeout: DEFAULT_TIMEOUT,
             expiry_margin: DEFAULT_EXPIRY_MARGIN,
             accept_durability_risk: false,
+            json_numbers: JsonNumbers::Auto,
             declared_noeviction: false,
             assume_new_prefix: false,
         }
@@ -114,7 +112,7 @@ impl<C: Clock> RedisValidatorBuilder<C> {
     /// The clock the time bounds and the restart guard use (default [`SystemClock`]).
     ///
     /// ```
-    /// use monotonic_nonce::{ManualClock, Policy, RedisValidator};
+    /// use monotonic_nonce::{Policy, RedisValidator, clock::ManualClock};
     /// let b = RedisValidator::builder(Policy::Strict).clock(ManualClock::new(1_704_067_200_000));
     /// # drop(b);
     /// ```
@@ -124,13 +122,11 @@ impl<C: Clock> RedisValidatorBuilder<C> {
             target: self.target,
             prefix: self.prefix,
             clock,
-            scale: self.scale,
-            max_past: self.max_past,
-            max_future: self.max_future,
-            ceiling: self.ceiling,
+            bounds: self.bounds,
             timeout: self.timeout,
             expiry_margin: self.expiry_margin,
             accept_durability_risk: self.accept_durability_risk,
+            json_numbers: self.json_numbers,
             declared_noeviction: self.declared_noeviction,
             assume_new_prefix: self.assume_new_prefix,
         }
@@ -144,19 +140,19 @@ impl<C: Clock> RedisValidatorBuilder<C> {
     /// # drop(b);
     /// ```
     pub fn strategy(mut self, strategy: Strategy) -> Self {
-        self.scale = strategy.time_scale();
+        self.bounds = self.bounds.strategy(strategy);
         self
     }
 
     /// The time scale directly.
     ///
     /// ```
-    /// use monotonic_nonce::{Policy, RedisValidator, TimeScale};
+    /// use monotonic_nonce::{Policy, RedisValidator, strategy::TimeScale};
     /// let b = RedisValidator::builder(Policy::Strict).time_scale(TimeScale::MILLIS);
     /// # drop(b);
     /// ```
     pub fn time_scale(mut self, scale: TimeScale) -> Self {
-        self.scale = Ok(scale);
+        self.bounds = self.bounds.time_scale(scale);
         self
     }
 
@@ -172,7 +168,7 @@ impl<C: Clock> RedisValidatorBuilder<C> {
     /// # drop(b);
     /// ```
     pub fn max_past(mut self, d: Duration) -> Self {
-        self.max_past = Some(d);
+        self.bounds = self.bounds.max_past(d);
         self
     }
 
@@ -186,20 +182,35 @@ impl<C: Clock> RedisValidatorBuilder<C> {
     /// # drop(b);
     /// ```
     pub fn max_future(mut self, d: Duration) -> Self {
-        self.max_future = Some(d);
+        self.bounds = self.bounds.max_future(d);
         self
     }
 
-    /// The highest nonce accepted (default [`I64_MAX`]).
+    /// The highest nonce accepted (default [`I64_MAX`](crate::strategy::I64_MAX)).
     ///
     /// ```
     /// use monotonic_nonce::{Policy, RedisValidator};
     /// use std::time::Duration;
-    /// let b = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").ceiling(monotonic_nonce::JS_SAFE_MAX);
+    /// let b = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").ceiling(monotonic_nonce::strategy::JS_SAFE_MAX);
     /// # drop(b);
     /// ```
     pub fn ceiling(mut self, ceiling: u64) -> Self {
-        self.ceiling = ceiling;
+        self.bounds = self.bounds.ceiling(ceiling);
+        self
+    }
+
+    /// Every stateless check at once (time scale, `max_past`, `max_future`,
+    /// ceiling), replacing what the setters above set: one value several
+    /// gateways can share.
+    ///
+    /// ```
+    /// use monotonic_nonce::{Policy, RedisValidator, rules::TimeBounds};
+    /// let shared = TimeBounds::new().max_future(std::time::Duration::from_secs(5));
+    /// let b = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").time_bounds(shared);
+    /// # drop(b);
+    /// ```
+    pub fn time_bounds(mut self, bounds: TimeBounds) -> Self {
+        self.bounds = bounds;
         self
     }
 
@@ -245,6 +256,20 @@ impl<C: Clock> RedisValidatorBuilder<C> {
     /// ```
     pub fn accept_durability_risk(mut self) -> Self {
         self.accept_durability_risk = true;
+        self
+    }
+
+    /// How [`RedisValidator::error_body`] writes nonces (default
+    /// [`JsonNumbers::Auto`]: numbers up to 2^53 - 1, decimal strings above),
+    /// as `NonceValidatorBuilder::json_numbers`.
+    ///
+    /// ```
+    /// use monotonic_nonce::{protocol::JsonNumbers, Policy, RedisValidator};
+    /// let b = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").json_numbers(JsonNumbers::Strings);
+    /// # drop(b);
+    /// ```
+    pub fn json_numbers(mut self, numbers: JsonNumbers) -> Self {
+        self.json_numbers = numbers;
         self
     }
 
@@ -308,7 +333,7 @@ impl<C: Clock> RedisValidatorBuilder<C> {
     /// ```
     pub async fn build(self) -> Result<RedisValidator<C>, BuildError> {
         let policy = self.policy.check()?;
-        let limits = Limits::from_settings(self.scale, self.max_past, self.max_future, self.ceiling)?;
+        let limits = self.bounds.limits()?;
         if self.prefix.contains(['{', '}']) {
             return Err(BuildError::config("key_prefix", "must not contain '{' or '}': they would break the hash tag"));
         }
@@ -319,7 +344,7 @@ impl<C: Clock> RedisValidatorBuilder<C> {
         let expiry_margin_ms = BuildError::duration_ms("expiry_margin", self.expiry_margin)?;
         let conn = Conn::open(&target, self.timeout).await?;
         let durability = store::check_config(&conn, self.declared_noeviction).await?;
-        if !durability.fsync_always && self.max_future.is_none() && !self.accept_durability_risk {
+        if !durability.fsync_always && self.bounds.max_future_set().is_none() && !self.accept_durability_risk {
             let why = if durability.readable {
                 "the store does not fsync every write (appendfsync is not always)"
             } else {
@@ -369,7 +394,7 @@ impl<C: Clock> RedisValidatorBuilder<C> {
             });
         }
         let youngest_ms = reading.masters.iter().map(|n| n.uptime_s).min().unwrap_or(0).saturating_mul(1_000);
-        let young = match (self.max_future, limits.reachable(now)) {
+        let young = match (self.bounds.max_future_set(), limits.reachable(now)) {
             (Some(f), Some(reachable)) if !durability.fsync_always && youngest_ms <= f.as_millis() as u64 + 1_000 => {
                 reachable
             }
@@ -396,6 +421,7 @@ impl<C: Clock> RedisValidatorBuilder<C> {
                     floor,
                 }),
                 cluster: matches!(target, Target::Cluster(_)),
+                json_numbers: self.json_numbers,
                 stats: Mutex::new(Stats::default()),
             }),
         })

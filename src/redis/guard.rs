@@ -24,8 +24,8 @@
 use super::meta::{self, Meta};
 use super::store::{self, Conn};
 use super::topology::{self, Node, Reading};
+use crate::rules::Limits;
 use crate::sync::{AsyncMutex, AtomicBool, AtomicU64, Mutex, Ordering};
-use crate::validator::Limits;
 use std::collections::BTreeSet;
 use std::time::Duration;
 

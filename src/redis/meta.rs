@@ -78,7 +78,7 @@ pub(super) async fn create(conn: &Conn, key: &[u8], meta: &Meta) -> RedisResult<
 
 /// The settings a record names for a validator: every gateway on a prefix
 /// must name the same.
-pub(super) fn settings(policy: crate::validator::Policy, units_per_ms: u64) -> String {
+pub(super) fn settings(policy: crate::rules::Policy, units_per_ms: u64) -> String {
     format!("policy={policy:?} units_per_ms={units_per_ms}")
 }
 
@@ -88,7 +88,7 @@ mod tests {
 
     #[test]
     fn a_record_round_trips_and_anything_else_is_not_one() {
-        let m = Meta::fresh(&settings(crate::validator::Policy::HighestK(3), 1), 1_234).unwrap();
+        let m = Meta::fresh(&settings(crate::rules::Policy::HighestK(3), 1), 1_234).unwrap();
         assert_eq!(m.epoch.len(), 32);
         assert_eq!(Meta::decode(&m.encode()), Some(m.clone()));
         assert_eq!(Meta::decode("something else"), None);

@@ -23,8 +23,9 @@ pub use builder::RedisValidatorBuilder;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::Rejection;
+use crate::protocol::{ErrorBody, JsonNumbers};
+use crate::rules::{Limits, Policy, Stats};
 use crate::sync::Mutex;
-use crate::validator::{Limits, Policy, Stats};
 use guard::Guard;
 use redis::{Script, Value};
 use std::fmt;
@@ -36,7 +37,7 @@ use wire::{decode, script_args, unavailable, verdict, Op};
 /// The longest account key accepted, in bytes.
 ///
 /// ```
-/// assert_eq!(monotonic_nonce::MAX_ACCOUNT_LEN, 1024);
+/// assert_eq!(monotonic_nonce::redis::MAX_ACCOUNT_LEN, 1024);
 /// ```
 pub const MAX_ACCOUNT_LEN: usize = 1024;
 
@@ -143,6 +144,7 @@ struct Inner<C> {
     stats: Mutex<Stats>,
     /// A cluster: the script names the master that answered.
     cluster: bool,
+    json_numbers: JsonNumbers,
 }
 
 impl<C: Clock> RedisValidator<C> {
@@ -326,6 +328,30 @@ impl<C: Clock> RedisValidator<C> {
     /// ```
     pub fn guard_floor(&self) -> u64 {
         self.inner.guard.floor()
+    }
+
+    /// The JSON body for `rejection`, the same as
+    /// [`NonceValidator::error_body`](crate::NonceValidator::error_body) writes:
+    /// `lastNonce` is read from the store for the refusals that do not carry
+    /// one (left out if the store does not answer), and nonces are written as
+    /// the builder's `json_numbers` says.
+    ///
+    /// ```no_run
+    /// use monotonic_nonce::{Policy, RedisValidator};
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let v = RedisValidator::builder(Policy::Strict).url("redis://127.0.0.1:6379").accept_durability_risk().build().await?;
+    /// if let Err(rejection) = v.validate("key", 0).await {
+    ///     let body = v.error_body("key", &rejection).await;
+    ///     assert_eq!(body.http_status(), 400);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn error_body(&self, account: impl AsRef<[u8]>, rejection: &Rejection) -> ErrorBody {
+        let last = match rejection.error_body().error.details.last_nonce {
+            Some(last) => Some(last),
+            None => self.last_nonce(account).await.ok().flatten(),
+        };
+        crate::rules::error_body(rejection, last, self.inner.json_numbers)
     }
 
     /// The policy.

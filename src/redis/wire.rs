@@ -3,7 +3,7 @@
 //! Anything unexpected in a reply is `Rejection::Unavailable`: fail closed.
 
 use crate::error::Rejection;
-use crate::validator::Policy;
+use crate::rules::Policy;
 use redis::Value;
 
 /// What one script call is for.

@@ -2,11 +2,12 @@
 
 use super::capacity::Capacity;
 use super::table::Table;
-use super::{DefaultHashBuilder, Limits, Locked, NonceValidator, Policy, Stats, ValidatorSnapshot, MAX_SHARDS};
+use super::{DefaultHashBuilder, Locked, NonceValidator, ValidatorSnapshot, MAX_SHARDS};
 use crate::clock::{Clock, SystemClock};
 use crate::error::BuildError;
 use crate::protocol::JsonNumbers;
-use crate::strategy::{Strategy, TimeScale, I64_MAX};
+use crate::rules::{Policy, Stats, TimeBounds};
+use crate::strategy::{Strategy, TimeScale};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex};
 use crossbeam_utils::CachePadded;
 use std::hash::{BuildHasher, Hash};
@@ -16,7 +17,7 @@ use std::time::Duration;
 ///
 /// # Example
 /// ```
-/// use monotonic_nonce::{ManualClock, NonceValidator, Policy, Strategy};
+/// use monotonic_nonce::{NonceValidator, Policy, Strategy, clock::ManualClock};
 /// use std::time::Duration;
 ///
 /// let clock = ManualClock::new(1_704_067_200_000);
@@ -36,10 +37,8 @@ pub struct NonceValidatorBuilder<K, C: Clock = SystemClock, S = DefaultHashBuild
     policy: Policy,
     clock: C,
     hasher: S,
-    scale: Result<TimeScale, BuildError>,
-    max_past: Option<Duration>,
-    max_future: Option<Duration>,
-    ceiling: u64,
+    /// The stateless checks: time scale, time bounds, ceiling.
+    bounds: TimeBounds,
     max_accounts: Option<usize>,
     expected_accounts: usize,
     shards: Option<usize>,
@@ -54,10 +53,7 @@ impl<K> NonceValidatorBuilder<K, SystemClock, DefaultHashBuilder> {
             policy,
             clock: SystemClock,
             hasher: DefaultHashBuilder::default(),
-            scale: Ok(TimeScale::MILLIS),
-            max_past: None,
-            max_future: None,
-            ceiling: I64_MAX,
+            bounds: TimeBounds::new(),
             max_accounts: None,
             expected_accounts: 0,
             shards: None,
@@ -102,7 +98,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
     /// The clock the time bounds are checked against (default [`SystemClock`]).
     ///
     /// ```
-    /// use monotonic_nonce::{ManualClock, NonceValidator, Policy};
+    /// use monotonic_nonce::{NonceValidator, Policy, clock::ManualClock};
     /// use std::time::Duration;
     /// let v = NonceValidator::<u8>::builder(Policy::Strict).clock(ManualClock::new(1_000)).max_future(Duration::from_millis(10)).build()?;
     /// assert!(v.validate(&1, 1_010).is_ok());
@@ -114,10 +110,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
             policy: self.policy,
             clock,
             hasher: self.hasher,
-            scale: self.scale,
-            max_past: self.max_past,
-            max_future: self.max_future,
-            ceiling: self.ceiling,
+            bounds: self.bounds,
             max_accounts: self.max_accounts,
             expected_accounts: self.expected_accounts,
             shards: self.shards,
@@ -144,10 +137,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
             policy: self.policy,
             clock: self.clock,
             hasher,
-            scale: self.scale,
-            max_past: self.max_past,
-            max_future: self.max_future,
-            ceiling: self.ceiling,
+            bounds: self.bounds,
             max_accounts: self.max_accounts,
             expected_accounts: self.expected_accounts,
             shards: self.shards,
@@ -162,7 +152,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
     /// strategy is refused at `build()`.
     ///
     /// ```
-    /// use monotonic_nonce::{ManualClock, NonceValidator, Policy, Strategy};
+    /// use monotonic_nonce::{NonceValidator, Policy, Strategy, clock::ManualClock};
     /// use std::time::Duration;
     /// let v = NonceValidator::<u8>::builder(Policy::Strict)
     ///     .clock(ManualClock::new(1_000))
@@ -174,34 +164,34 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn strategy(mut self, strategy: Strategy) -> Self {
-        self.scale = strategy.time_scale();
+        self.bounds = self.bounds.strategy(strategy);
         self
     }
 
     /// The time scale directly (see [`strategy`](Self::strategy)).
     ///
     /// ```
-    /// use monotonic_nonce::{NonceValidator, Policy, TimeScale};
+    /// use monotonic_nonce::{NonceValidator, Policy, strategy::TimeScale};
     /// let v = NonceValidator::<u8>::builder(Policy::Strict).time_scale(TimeScale::new(4).unwrap()).build()?;
     /// # let _ = v;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn time_scale(mut self, scale: TimeScale) -> Self {
-        self.scale = Ok(scale);
+        self.bounds = self.bounds.time_scale(scale);
         self
     }
 
     /// Refuse nonces standing for a time more than `d` behind the clock (off by default).
     ///
     /// ```
-    /// use monotonic_nonce::{ManualClock, NonceValidator, Policy, Rejection};
+    /// use monotonic_nonce::{NonceValidator, Policy, Rejection, clock::ManualClock};
     /// use std::time::Duration;
     /// let v = NonceValidator::<u8>::builder(Policy::HighestK(8)).clock(ManualClock::new(10_000)).max_past(Duration::from_secs(5)).build()?;
     /// assert!(matches!(v.validate(&1, 4_999), Err(Rejection::TooOld { min_nonce: 5_000, .. })));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn max_past(mut self, d: Duration) -> Self {
-        self.max_past = Some(d);
+        self.bounds = self.bounds.max_past(d);
         self
     }
 
@@ -209,7 +199,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
     /// by default). This is what stops a single huge nonce from locking an account.
     ///
     /// ```
-    /// use monotonic_nonce::{ManualClock, NonceValidator, Policy, Rejection};
+    /// use monotonic_nonce::{NonceValidator, Policy, Rejection, clock::ManualClock};
     /// use std::time::Duration;
     /// let v = NonceValidator::<u8>::builder(Policy::Strict).clock(ManualClock::new(10_000)).max_future(Duration::from_secs(1)).build()?;
     /// assert!(matches!(v.validate(&1, 1 << 62), Err(Rejection::TooFarInFuture { max_nonce: 11_000, .. })));
@@ -217,20 +207,36 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn max_future(mut self, d: Duration) -> Self {
-        self.max_future = Some(d);
+        self.bounds = self.bounds.max_future(d);
         self
     }
 
-    /// The highest nonce accepted (default [`I64_MAX`]).
+    /// The highest nonce accepted (default [`I64_MAX`](crate::strategy::I64_MAX)).
     ///
     /// ```
-    /// use monotonic_nonce::{NonceValidator, Policy, Rejection, JS_SAFE_MAX};
+    /// use monotonic_nonce::{NonceValidator, Policy, Rejection, strategy::JS_SAFE_MAX};
     /// let v = NonceValidator::<u8>::builder(Policy::Strict).ceiling(JS_SAFE_MAX).build()?;
     /// assert!(matches!(v.validate(&1, JS_SAFE_MAX + 1), Err(Rejection::AboveCeiling { .. })));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn ceiling(mut self, ceiling: u64) -> Self {
-        self.ceiling = ceiling;
+        self.bounds = self.bounds.ceiling(ceiling);
+        self
+    }
+
+    /// Every stateless check at once (time scale, `max_past`, `max_future`,
+    /// ceiling), replacing what the setters above set: one value several
+    /// gateways can share.
+    ///
+    /// ```
+    /// use monotonic_nonce::{NonceValidator, Policy, rules::TimeBounds};
+    /// let shared = TimeBounds::new().max_future(std::time::Duration::from_secs(5));
+    /// let v = NonceValidator::<u64>::builder(Policy::Strict).time_bounds(shared).build()?;
+    /// # drop(v);
+    /// # Ok::<(), monotonic_nonce::BuildError>(())
+    /// ```
+    pub fn time_bounds(mut self, bounds: TimeBounds) -> Self {
+        self.bounds = bounds;
         self
     }
 
@@ -249,7 +255,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
     /// floor as `lastNonce`, and moves past it.
     ///
     /// ```
-    /// use monotonic_nonce::{ManualClock, NonceValidator, Policy};
+    /// use monotonic_nonce::{NonceValidator, Policy, clock::ManualClock};
     /// use std::time::Duration;
     /// let v = NonceValidator::<u8>::builder(Policy::Strict)
     ///     .clock(ManualClock::new(100))
@@ -268,7 +274,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
         self
     }
 
-    /// The number of shards, between 1 and [`MAX_SHARDS`](crate::MAX_SHARDS)
+    /// The number of shards, between 1 and [`MAX_SHARDS`](crate::validator::MAX_SHARDS)
     /// (default: 4 per core rounded up to a power of two, between 4 and 256;
     /// with [`expected_accounts`](Self::expected_accounts), a few more when
     /// that lets each shard's table be half the size: see there).
@@ -318,7 +324,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
     /// kept in memory and restored twice is the caller's own doing.
     ///
     /// ```
-    /// use monotonic_nonce::{ManualClock, NonceValidator, Policy};
+    /// use monotonic_nonce::{NonceValidator, Policy, clock::ManualClock};
     /// use std::time::Duration;
     /// let clock = ManualClock::new(10_000);
     /// let v = NonceValidator::<u8>::builder(Policy::Strict).clock(clock.clone()).max_future(Duration::from_secs(1)).build()?;
@@ -380,7 +386,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
     /// [`JsonNumbers::Auto`]: numbers up to 2^53 - 1, decimal strings above).
     ///
     /// ```
-    /// use monotonic_nonce::{protocol::JsonNumbers, NonceValidator, Policy};
+    /// use monotonic_nonce::{NonceValidator, Policy, protocol::JsonNumbers};
     /// let v = NonceValidator::<u8>::builder(Policy::Strict).json_numbers(JsonNumbers::Strings).build()?;
     /// v.validate(&1, 5)?;
     /// let r = v.validate(&1, 5).unwrap_err();
@@ -396,25 +402,25 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
     ///
     /// # Errors
     /// [`BuildError::InvalidConfig`] naming the field: `HighestK(0)`, `Window(0)`,
-    /// a `k` above [`MAX_HIGHEST_K`](crate::MAX_HIGHEST_K) or a window above
-    /// [`MAX_WINDOW`](crate::MAX_WINDOW), an invalid strategy, `ceiling(0)`,
-    /// `shards` zero or above [`MAX_SHARDS`](crate::MAX_SHARDS), `max_accounts(0)`, `max_accounts`
+    /// a `k` above [`MAX_HIGHEST_K`](crate::rules::MAX_HIGHEST_K) or a window above
+    /// [`MAX_WINDOW`](crate::rules::MAX_WINDOW), an invalid strategy, `ceiling(0)`,
+    /// `shards` zero or above [`MAX_SHARDS`](crate::validator::MAX_SHARDS), `max_accounts(0)`, `max_accounts`
     /// below an explicit `shards` or without `max_future`, `expected_accounts`
     /// the memory for which cannot be had.
     /// [`BuildError::Restore`] for a snapshot that cannot be restored, and
     /// [`BuildError::Clock`] if the restart guard cannot read the clock.
     ///
     /// ```
-    /// use monotonic_nonce::{NonceValidator, Policy, MAX_WINDOW};
+    /// use monotonic_nonce::{NonceValidator, Policy, rules::MAX_WINDOW};
     /// assert!(NonceValidator::<u8>::builder(Policy::Window(MAX_WINDOW + 1)).build().is_err());
     /// assert!(NonceValidator::<u8>::builder(Policy::HighestK(0)).build().is_err());
     /// ```
     pub fn build(self) -> Result<NonceValidator<K, C, S>, BuildError> {
         let policy = self.policy.check()?;
-        let limits = Limits::from_settings(self.scale, self.max_past, self.max_future, self.ceiling)?;
+        let limits = self.bounds.limits()?;
         match self.max_accounts {
             Some(0) => return Err(BuildError::config("max_accounts", "must be at least 1")),
-            Some(n) if self.max_future.is_none() => {
+            Some(n) if self.bounds.max_future_set().is_none() => {
                 return Err(BuildError::config(
                     "max_accounts",
                     format!("max_accounts({n}) needs max_future: without a future bound one evicted account's huge nonce would raise the eviction floor out of every client's reach"),

@@ -14,7 +14,7 @@ impl<K: serde::Serialize> ValidatorSnapshot<K> {
     /// [`SnapshotError::Io`] naming the file.
     ///
     /// ```
-    /// use monotonic_nonce::{NonceValidator, Policy, ValidatorSnapshot};
+    /// use monotonic_nonce::{NonceValidator, Policy, validator::ValidatorSnapshot};
     /// let path = std::env::temp_dir().join(format!("mn-doc-snap-{}.json", std::process::id()));
     /// let v = NonceValidator::<String>::new(Policy::Strict);
     /// v.validate("k", 9)?;
@@ -46,7 +46,7 @@ impl<K: serde::de::DeserializeOwned> ValidatorSnapshot<K> {
     /// accepts requests and crashes before its next save cannot have the
     /// same file restored without a guard again. The next start then needs
     /// `max_future` (the restart guard) or
-    /// [`accept_unclean_restore`](crate::NonceValidatorBuilder::accept_unclean_restore).
+    /// [`accept_unclean_restore`](crate::validator::NonceValidatorBuilder::accept_unclean_restore).
     ///
     /// # Errors
     /// [`SnapshotError::Io`] when it cannot be read (a missing file
@@ -56,7 +56,7 @@ impl<K: serde::de::DeserializeOwned> ValidatorSnapshot<K> {
     /// [`SnapshotError::Version`] when another format version wrote it.
     ///
     /// ```
-    /// use monotonic_nonce::{SnapshotError, ValidatorSnapshot};
+    /// use monotonic_nonce::validator::{SnapshotError, ValidatorSnapshot};
     /// let r = ValidatorSnapshot::<String>::load("/nonexistent/snapshot.json");
     /// assert!(matches!(r, Err(SnapshotError::Io { .. })));
     /// ```
@@ -99,9 +99,9 @@ impl<K: serde::de::DeserializeOwned> ValidatorSnapshot<K> {
     /// As [`load`](Self::load), except for a missing file.
     ///
     /// ```
-    /// use monotonic_nonce::ValidatorSnapshot;
+    /// use monotonic_nonce::validator::ValidatorSnapshot;
     /// assert_eq!(ValidatorSnapshot::<String>::load_if_exists("/nonexistent/snapshot.json")?, None);
-    /// # Ok::<(), monotonic_nonce::SnapshotError>(())
+    /// # Ok::<(), monotonic_nonce::validator::SnapshotError>(())
     /// ```
     #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
     pub fn load_if_exists(path: impl AsRef<Path>) -> Result<Option<Self>, SnapshotError> {

@@ -5,14 +5,12 @@
 //! `highest.rs`; which type a policy uses in `table.rs`), snapshot and restore
 //! in `snapshot.rs`, the stateless checks in `bounds.rs`.
 
-mod bounds;
 mod builder;
 mod capacity;
 #[cfg(feature = "serde")]
 mod file;
 mod highest;
 mod lru;
-mod policy;
 mod restore;
 mod shard;
 mod snapshot;
@@ -21,14 +19,15 @@ mod table;
 pub(crate) mod window;
 
 pub use builder::NonceValidatorBuilder;
-pub use policy::Policy;
 pub use snapshot::{AccountSnapshot, StateSnapshot, ValidatorSnapshot, SNAPSHOT_VERSION};
 
-pub(crate) use bounds::Limits;
+#[cfg(feature = "serde")]
+pub use crate::error::SnapshotError;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::Rejection;
 use crate::protocol::{ErrorBody, JsonNumbers};
+use crate::rules::{Limits, Policy, Stats};
 use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
 use crossbeam_utils::CachePadded;
 use std::borrow::Borrow;
@@ -36,24 +35,10 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use table::Table;
 
-/// The widest `Window(w)` accepted (2^20: a 16 KiB ring per account).
-///
-/// ```
-/// use monotonic_nonce::{NonceValidator, Policy, MAX_WINDOW};
-/// assert!(NonceValidator::<u8>::builder(Policy::Window(MAX_WINDOW)).build().is_ok());
-/// ```
-pub const MAX_WINDOW: u64 = 1 << 20;
-/// The largest `HighestK(k)` accepted.
-///
-/// ```
-/// use monotonic_nonce::{NonceValidator, Policy, MAX_HIGHEST_K};
-/// assert!(NonceValidator::<u8>::builder(Policy::HighestK(MAX_HIGHEST_K + 1)).build().is_err());
-/// ```
-pub const MAX_HIGHEST_K: usize = 1 << 16;
 /// The most shards a validator may have ([`NonceValidatorBuilder::shards`]).
 ///
 /// ```
-/// use monotonic_nonce::{NonceValidator, Policy, MAX_SHARDS};
+/// use monotonic_nonce::{NonceValidator, Policy, validator::MAX_SHARDS};
 /// assert!(NonceValidator::<u8>::builder(Policy::Strict).shards(MAX_SHARDS + 1).build().is_err());
 /// ```
 pub const MAX_SHARDS: usize = 1 << 16;
@@ -79,67 +64,71 @@ pub const MAX_SHARDS: usize = 1 << 16;
 /// [`hasher`](NonceValidatorBuilder::hasher).
 ///
 /// ```
-/// use monotonic_nonce::{DefaultHashBuilder, NonceValidator, Policy};
+/// use monotonic_nonce::{NonceValidator, Policy, validator::DefaultHashBuilder};
 /// let v: NonceValidator<u64> = NonceValidator::builder(Policy::Strict).hasher(DefaultHashBuilder::default()).build()?;
 /// assert!(v.validate(&1, 1).is_ok());
 /// # Ok::<(), monotonic_nonce::BuildError>(())
 /// ```
-pub type DefaultHashBuilder = foldhash::quality::RandomState;
+#[derive(Clone, Default)]
+pub struct DefaultHashBuilder(foldhash::quality::RandomState);
 
-/// How many verdicts of each kind a validator gave, for a gateway to export.
-///
-/// ```
-/// use monotonic_nonce::{NonceValidator, Policy};
-/// let v = NonceValidator::new(Policy::Strict);
-/// v.validate(&1u8, 5)?;
-/// let _ = v.validate(&1u8, 5);
-/// let s = v.stats();
-/// assert_eq!((s.accepted, s.already_used), (1, 1));
-/// # Ok::<(), monotonic_nonce::Rejection>(())
-/// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[non_exhaustive]
-pub struct Stats {
-    /// Nonces accepted and recorded.
-    pub accepted: u64,
-    /// [`Rejection::AlreadyUsed`].
-    pub already_used: u64,
-    /// [`Rejection::TooLow`].
-    pub too_low: u64,
-    /// [`Rejection::TooFarInFuture`].
-    pub too_far_in_future: u64,
-    /// [`Rejection::TooOld`].
-    pub too_old: u64,
-    /// [`Rejection::NotPositive`] and [`Rejection::AboveCeiling`] and [`Rejection::AccountTooLong`].
-    pub invalid: u64,
-    /// [`Rejection::ClockUnavailable`] and [`Rejection::Unavailable`].
-    pub unavailable: u64,
+impl fmt::Debug for DefaultHashBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DefaultHashBuilder")
+    }
 }
 
-impl Stats {
-    /// Counts one verdict.
-    pub(crate) fn count(&mut self, verdict: Result<(), &Rejection>) {
-        let slot = match verdict {
-            Ok(()) => &mut self.accepted,
-            Err(Rejection::AlreadyUsed { .. }) => &mut self.already_used,
-            Err(Rejection::TooLow { .. }) => &mut self.too_low,
-            Err(Rejection::TooFarInFuture { .. }) => &mut self.too_far_in_future,
-            Err(Rejection::TooOld { .. }) => &mut self.too_old,
-            Err(Rejection::ClockUnavailable(_) | Rejection::Unavailable { .. }) => &mut self.unavailable,
-            Err(_) => &mut self.invalid,
-        };
-        *slot = slot.saturating_add(1);
+impl BuildHasher for DefaultHashBuilder {
+    type Hasher = DefaultHasher;
+    #[inline]
+    fn build_hasher(&self) -> DefaultHasher {
+        DefaultHasher(self.0.build_hasher())
     }
+}
 
-    pub(crate) fn add(&mut self, o: &Stats) {
-        self.accepted += o.accepted;
-        self.already_used += o.already_used;
-        self.too_low += o.too_low;
-        self.too_far_in_future += o.too_far_in_future;
-        self.too_old += o.too_old;
-        self.invalid += o.invalid;
-        self.unavailable += o.unavailable;
+/// The hasher [`DefaultHashBuilder`] builds (opaque: which hash function is
+/// behind it is not part of the API).
+#[derive(Clone)]
+pub struct DefaultHasher(foldhash::quality::FoldHasher<'static>);
+
+impl fmt::Debug for DefaultHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DefaultHasher")
+    }
+}
+
+impl std::hash::Hasher for DefaultHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write(bytes);
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.0.write_u8(i);
+    }
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.0.write_u16(i);
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.0.write_u32(i);
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0.write_u64(i);
+    }
+    #[inline]
+    fn write_u128(&mut self, i: u128) {
+        self.0.write_u128(i);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.0.write_usize(i);
     }
 }
 
@@ -221,7 +210,7 @@ impl<K: Hash + Eq + Clone + Send + Sync> NonceValidator<K, SystemClock> {
     ///
     /// # Panics
     /// If the policy's parameter is invalid (`HighestK(0)`, `Window(0)`, or
-    /// above [`MAX_HIGHEST_K`] / [`MAX_WINDOW`]). Use [`builder`](Self::builder)
+    /// above [`MAX_HIGHEST_K`](crate::rules::MAX_HIGHEST_K) / [`MAX_WINDOW`](crate::rules::MAX_WINDOW)). Use [`builder`](Self::builder)
     /// to get an error instead.
     ///
     /// ```
@@ -305,7 +294,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
     }
 
     /// Stops accepting: every later `validate` is refused as
-    /// [`Rejection::Unavailable`](crate::Rejection::Unavailable) (fail closed),
+    /// [`Rejection::Unavailable`] (fail closed),
     /// so a [`snapshot`](Self::snapshot) taken after it holds everything ever
     /// accepted and is marked as a clean shutdown. Works through a shared
     /// reference, so a validator behind `Arc` can be shut down.
@@ -517,11 +506,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let mut body = rejection.error_body().with_numbers(self.json_numbers);
-        if body.error.details.last_nonce.is_none() {
-            body.error.details.last_nonce = self.last_nonce(account);
-        }
-        body
+        crate::rules::error_body(rejection, self.last_nonce(account), self.json_numbers)
     }
 
     /// The shard for a key whose hash is `hash`.

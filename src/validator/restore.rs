@@ -1,6 +1,6 @@
 //! Taking a [`ValidatorSnapshot`] (one shard at a time, each account whole)
 //! and putting one back into a freshly built validator
-//! ([`NonceValidatorBuilder::restore`](crate::NonceValidatorBuilder::restore)):
+//! ([`NonceValidatorBuilder::restore`](crate::validator::NonceValidatorBuilder::restore)):
 //! the settings it was taken under checked, each account's state rebuilt
 //! under this validator's policy, and the cold-start guard.
 
@@ -100,7 +100,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
     /// time while requests keep flowing (each account is copied whole, under
     /// its shard's lock). Marked as a clean shutdown only after
     /// [`close`](Self::close); otherwise restoring it needs a future bound or
-    /// [`NonceValidatorBuilder::accept_unclean_restore`](crate::NonceValidatorBuilder::accept_unclean_restore).
+    /// [`NonceValidatorBuilder::accept_unclean_restore`](crate::validator::NonceValidatorBuilder::accept_unclean_restore).
     ///
     /// ```
     /// use monotonic_nonce::{NonceValidator, Policy};
@@ -137,7 +137,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
     }
 
     /// Puts `snapshot` into this freshly built validator (see
-    /// [`NonceValidatorBuilder::restore`](crate::NonceValidatorBuilder::restore)).
+    /// [`NonceValidatorBuilder::restore`](crate::validator::NonceValidatorBuilder::restore)).
     pub(super) fn load_snapshot(&self, snapshot: ValidatorSnapshot<K>, accept_unclean: bool) -> Result<(), BuildError> {
         if snapshot.version != SNAPSHOT_VERSION {
             return Err(BuildError::restore(format!(

@@ -1,4 +1,4 @@
-//! The snapshot types: what a [`NonceValidator`](crate::NonceValidator)
+//! The snapshot types: what a [`NonceValidator`](crate::NonceValidator)(crate::NonceValidator)
 //! remembers, as data. A snapshot's size is proportional to the live state:
 //! the highest nonce and the ring's words for a window, the kept values for
 //! HighestK, one number for Strict. Taking and restoring one is in
@@ -11,11 +11,11 @@ use crate::strategy::TimeScale;
 ///
 /// ```
 /// let v = monotonic_nonce::NonceValidator::<u8>::new(monotonic_nonce::Policy::Strict);
-/// assert_eq!(v.snapshot().version, monotonic_nonce::SNAPSHOT_VERSION);
+/// assert_eq!(v.snapshot().version, monotonic_nonce::validator::SNAPSHOT_VERSION);
 /// ```
 pub const SNAPSHOT_VERSION: u32 = 3;
 
-/// The state of a [`NonceValidator`]: its policy, the eviction floor, and
+/// The state of a [`NonceValidator`](crate::NonceValidator): its policy, the eviction floor, and
 /// every tracked account's state. Serializable with the `serde` feature,
 /// which also adds `save`, `load` and `load_if_exists` (JSON files, written atomically).
 ///
@@ -51,7 +51,7 @@ pub struct ValidatorSnapshot<K> {
     pub max_future_ms: Option<u64>,
     /// The highest nonce of any evicted account.
     pub eviction_floor: u64,
-    /// Whether the validator was closed first ([`NonceValidator::close`]):
+    /// Whether the validator was closed first ([`NonceValidator::close`](crate::NonceValidator::close)):
     /// then nothing can have been accepted after it. A clean snapshot is
     /// restored without a guard; `load` marks its file as no longer clean, so
     /// the same file is never restored clean twice.
@@ -63,7 +63,7 @@ pub struct ValidatorSnapshot<K> {
 /// One account in a [`ValidatorSnapshot`].
 ///
 /// ```
-/// use monotonic_nonce::{NonceValidator, Policy, StateSnapshot};
+/// use monotonic_nonce::{NonceValidator, Policy, validator::StateSnapshot};
 /// let v = NonceValidator::<u8>::new(Policy::Strict);
 /// v.validate(&3, 42)?;
 /// let a = &v.snapshot().accounts[0];
@@ -85,7 +85,7 @@ pub struct AccountSnapshot<K> {
 /// What one account's policy remembers, in a form proportional to its memory.
 ///
 /// ```
-/// use monotonic_nonce::{NonceValidator, Policy, StateSnapshot};
+/// use monotonic_nonce::{NonceValidator, Policy, validator::StateSnapshot};
 /// let v = NonceValidator::<u8>::new(Policy::Window(1 << 20));
 /// for n in 1..=100_000 {
 ///     v.validate(&1, n)?; // a dense in-order counter
@@ -123,10 +123,10 @@ pub enum StateSnapshot {
 impl StateSnapshot {
     /// The accepted nonces this state remembers, ascending (for a window,
     /// every seen nonce inside it: at most `w + 1` values in a snapshot taken
-    /// by [`NonceValidator::snapshot`]).
+    /// by [`NonceValidator::snapshot`](crate::NonceValidator::snapshot)).
     ///
     /// ```
-    /// use monotonic_nonce::StateSnapshot;
+    /// use monotonic_nonce::validator::StateSnapshot;
     /// assert_eq!(StateSnapshot::Strict { last: 9 }.remembered(), vec![9]);
     /// ```
     pub fn remembered(&self) -> Vec<u64> {

@@ -3,12 +3,133 @@
 //! in-memory and the Redis validator so both refuse exactly the same nonces.
 
 use crate::error::{BuildError, ClockError, Rejection};
-use crate::strategy::TimeScale;
+use crate::strategy::{Strategy, TimeScale, I64_MAX};
 use std::time::Duration;
+
+/// The checks a validator makes before it looks at an account: the time
+/// scale of the clients' nonces, how far ahead of and behind the server's
+/// clock a nonce may stand, and the highest nonce accepted. Both validator
+/// builders take one ([`NonceValidatorBuilder::time_bounds`](crate::validator::NonceValidatorBuilder::time_bounds),
+/// `RedisValidatorBuilder::time_bounds`), so several gateways can share one
+/// value; each setting is also a method of the builders. Checked at `build()`.
+///
+/// ```
+/// use monotonic_nonce::rules::TimeBounds;
+/// use monotonic_nonce::{NonceValidator, Policy, Strategy};
+/// use std::time::Duration;
+/// let bounds = TimeBounds::new()
+///     .strategy(Strategy::Hft { counter_digits: 3 })
+///     .max_future(Duration::from_secs(5))
+///     .max_past(Duration::from_secs(60));
+/// let v = NonceValidator::<u64>::builder(Policy::Strict).time_bounds(bounds).build()?;
+/// # drop(v);
+/// # Ok::<(), monotonic_nonce::BuildError>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct TimeBounds {
+    scale: Result<TimeScale, BuildError>,
+    max_past: Option<Duration>,
+    max_future: Option<Duration>,
+    ceiling: u64,
+}
+
+impl Default for TimeBounds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TimeBounds {
+    /// `Strategy::Millis`, no time bounds, the ceiling [`I64_MAX`](crate::strategy::I64_MAX).
+    ///
+    /// ```
+    /// let b = monotonic_nonce::rules::TimeBounds::new();
+    /// assert_eq!(b.max_future_set(), None);
+    /// ```
+    pub fn new() -> Self {
+        Self { scale: Ok(TimeScale::MILLIS), max_past: None, max_future: None, ceiling: I64_MAX }
+    }
+
+    /// The strategy the clients sign with: its time scale turns a nonce into
+    /// the time the bounds check. An invalid strategy is refused at `build()`.
+    ///
+    /// ```
+    /// use monotonic_nonce::{Strategy, rules::TimeBounds};
+    /// let b = TimeBounds::new().strategy(Strategy::Hft { counter_digits: 3 });
+    /// # drop(b);
+    /// ```
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.scale = strategy.time_scale();
+        self
+    }
+
+    /// The time scale directly.
+    ///
+    /// ```
+    /// use monotonic_nonce::{rules::TimeBounds, strategy::TimeScale};
+    /// let b = TimeBounds::new().time_scale(TimeScale::MILLIS);
+    /// # drop(b);
+    /// ```
+    pub fn time_scale(mut self, scale: TimeScale) -> Self {
+        self.scale = Ok(scale);
+        self
+    }
+
+    /// Refuse nonces standing for a time more than `d` behind the clock.
+    ///
+    /// ```
+    /// let b = monotonic_nonce::rules::TimeBounds::new().max_past(std::time::Duration::from_secs(60));
+    /// # drop(b);
+    /// ```
+    pub fn max_past(mut self, d: Duration) -> Self {
+        self.max_past = Some(d);
+        self
+    }
+
+    /// Refuse nonces standing for a time more than `d` ahead of the clock:
+    /// what stops one huge nonce from locking an account, and what makes the
+    /// restart guards possible.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let b = monotonic_nonce::rules::TimeBounds::new().max_future(Duration::from_secs(5));
+    /// assert_eq!(b.max_future_set(), Some(Duration::from_secs(5)));
+    /// ```
+    pub fn max_future(mut self, d: Duration) -> Self {
+        self.max_future = Some(d);
+        self
+    }
+
+    /// The highest nonce accepted (default [`I64_MAX`](crate::strategy::I64_MAX)).
+    ///
+    /// ```
+    /// let b = monotonic_nonce::rules::TimeBounds::new().ceiling(monotonic_nonce::strategy::JS_SAFE_MAX);
+    /// # drop(b);
+    /// ```
+    pub fn ceiling(mut self, ceiling: u64) -> Self {
+        self.ceiling = ceiling;
+        self
+    }
+
+    /// The future bound, when set.
+    ///
+    /// ```
+    /// assert_eq!(monotonic_nonce::rules::TimeBounds::new().max_future_set(), None);
+    /// ```
+    pub fn max_future_set(&self) -> Option<Duration> {
+        self.max_future
+    }
+
+    /// The limits these settings describe, checked.
+    pub(crate) fn limits(&self) -> Result<Limits, BuildError> {
+        Limits::from_settings(self.scale.clone(), self.max_past, self.max_future, self.ceiling)
+    }
+}
 
 /// The time bounds, in milliseconds, and the scale that turns a nonce into time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TimeBounds {
+pub(crate) struct Bounds {
     pub(crate) scale: TimeScale,
     pub(crate) max_past_ms: Option<u64>,
     pub(crate) max_future_ms: Option<u64>,
@@ -20,7 +141,7 @@ pub(crate) struct Limits {
     pub(crate) ceiling: u64,
     /// The strategy's time scale, kept even without bounds: saved state records it.
     pub(crate) scale: TimeScale,
-    pub(crate) bounds: Option<TimeBounds>,
+    pub(crate) bounds: Option<Bounds>,
 }
 
 impl Limits {
@@ -37,7 +158,7 @@ impl Limits {
             return Err(BuildError::config("ceiling", "0 accepts no nonce; use I64_MAX or JS_SAFE_MAX"));
         }
         let bounds = if max_past.is_some() || max_future.is_some() {
-            Some(TimeBounds {
+            Some(Bounds {
                 scale,
                 max_past_ms: max_past.map(|d| BuildError::duration_ms("max_past", d)).transpose()?,
                 max_future_ms: max_future.map(|d| BuildError::duration_ms("max_future", d)).transpose()?,
@@ -105,11 +226,7 @@ mod tests {
         Limits {
             ceiling: 1 << 62,
             scale: TimeScale::new(1_000).unwrap(),
-            bounds: Some(TimeBounds {
-                scale: TimeScale::new(1_000).unwrap(),
-                max_past_ms: past,
-                max_future_ms: future,
-            }),
+            bounds: Some(Bounds { scale: TimeScale::new(1_000).unwrap(), max_past_ms: past, max_future_ms: future }),
         }
     }
 

@@ -3,30 +3,87 @@
 //! each once; on the client, [`ReplayNonces`] keeps the fresh ones and
 //! [`retry_bad_nonce`] repeats only the request that failed with `badNonce`.
 //!
-//! See [`NonceIssuer`](crate::NonceIssuer) for how a nonce is made and checked.
+//! See [`NonceIssuer`] for how a nonce is made and checked.
+//!
+//! ## How a nonce is made
+//! `prefix || base64url(counter || issued_ms || tag)`, 32 characters after the
+//! prefix (43 with `max_age`: only then does a nonce carry its issue time,
+//! `issued_ms`). The counter is unique and `issue()` lock-free: with a
+//! window below 2 048 each counter is one `fetch_add` on a shared counter;
+//! with a larger one (the default) threads take runs of up to 64 counters
+//! from it and issue from a run with one compare-and-swap on a per-thread
+//! stripe (8 stripes; threads spread over them in the order they first
+//! issue), so threads issuing at once do not pass one cache line back and
+//! forth on every nonce. The tag is SipHash-2-4
+//! with a 128-bit output under a key drawn from the operating system's random
+//! source when the issuer is built. SipHash is a pseudorandom function made
+//! for short inputs (its authors designed it as a MAC for exactly this), is
+//! fast (tens of ns for 24 bytes) and has a 128-bit key; with a 128-bit tag a
+//! guessed or altered nonce verifies with probability 2^-128 per attempt, far
+//! below the 2^-64 bound this needs. HMAC-SHA256 would do the same job at
+//! several times the cost and two more dependencies. Because the key lives
+//! only in the process, a restart invalidates every nonce it issued
+//! (`Unknown`), as Let's Encrypt's Boulder does.
+//!
+//! ## Bounded
+//! At most `window` nonces are redeemable at a time: a counter `window` or
+//! more behind the latest handed out is `TooOld`. With runs, the latest
+//! handed out is the end of the newest run, ahead of the nonces issued by
+//! what the threads' runs still hold and by runs given up (a thread's run is
+//! given up when it falls 16 runs behind; a thread that waits in vain for
+//! another to refill its stripe, descheduled meanwhile, takes a run and keeps
+//! one counter of it), so a nonce may turn `TooOld` a little before `window`
+//! more nonces were issued after it; never after. The counters redeemed are
+//! remembered in the RFC 6479 ring, a bit per counter, shared without a lock:
+//! the ring is cut into 64-byte groups (a generation word naming the block of
+//! 448 counters the group holds, then seven bit words), so a redemption is
+//! one `fetch_or` between two reads of its group's generation, and a block
+//! moving in zeroes its group once (`window / 7` bytes plus 1 KiB, and 1 KiB
+//! of stripes with runs, allocated at `build()`); consecutive counters (or
+//! runs) go to different lanes of groups, so threads redeeming what they were
+//! just issued mostly touch different cache lines. A redemption that meets a
+//! group being taken over waits for those seven stores; `issue` waits only
+//! for a refill of its stripe (once per run, a bounded time: then it takes a
+//! run of its own).
+//!
+//! ## Routing by prefix
+//! With several issuers behind one router, give each a prefix of 8 URL-safe
+//! characters: `nonce.get(..8)` names the issuer, so the router sends the
+//! request back to it (a nonce whose prefix is not the issuer's own is
+//! `WrongPrefix`).
+//!
 
 mod base64;
+mod builder;
 mod client;
 mod counter;
 mod ledger;
+mod problem;
 mod token;
 
+pub use builder::NonceIssuerBuilder;
 pub use client::{retry_bad_nonce, retry_bad_nonce_async, Classified, ReplayNonces};
+pub use problem::{Problem, ACME_BAD_NONCE};
 
 use crate::clock::{Clock, SystemClock};
-use crate::error::BuildError;
-use crate::protocol::Problem;
 use counter::Counters;
 use ledger::{Ledger, Spent};
 use std::fmt;
 use std::hash::Hasher;
-use std::time::Duration;
 use token::{Fields, Mac, Unreadable};
+
+/// The widest issuer window: 2^20 nonces redeemable at a time (a 146 KiB ledger).
+///
+/// ```
+/// use monotonic_nonce::acme::MAX_ISSUER_WINDOW;
+/// assert!(monotonic_nonce::NonceIssuer::builder().window(MAX_ISSUER_WINDOW + 1).build().is_err());
+/// ```
+pub const MAX_ISSUER_WINDOW: u64 = 1 << 20;
 
 /// The default window: nonces redeemable at a time (Boulder keeps 65 536).
 ///
 /// ```
-/// assert_eq!(monotonic_nonce::DEFAULT_ISSUER_WINDOW, 65_536);
+/// assert_eq!(monotonic_nonce::acme::DEFAULT_ISSUER_WINDOW, 65_536);
 /// ```
 pub const DEFAULT_ISSUER_WINDOW: u64 = 1 << 16;
 
@@ -63,7 +120,7 @@ impl BadNonce {
     /// `urn:ietf:params:acme:error:badNonce`).
     ///
     /// ```
-    /// let p = monotonic_nonce::BadNonce::AlreadyUsed.problem();
+    /// let p = monotonic_nonce::acme::BadNonce::AlreadyUsed.problem();
     /// assert_eq!((p.r#type.as_str(), p.status), ("urn:ietf:params:acme:error:badNonce", 400));
     /// ```
     pub fn problem(&self) -> Problem {
@@ -73,58 +130,11 @@ impl BadNonce {
 
 /// Issues single-use nonces and redeems each at most once.
 ///
-/// # How a nonce is made
-/// `prefix || base64url(counter || issued_ms || tag)`, 32 characters after the
-/// prefix (43 with `max_age`: only then does a nonce carry its issue time,
-/// `issued_ms`). The counter is unique and `issue()` lock-free: with a
-/// window below 2 048 each counter is one `fetch_add` on a shared counter;
-/// with a larger one (the default) threads take runs of up to 64 counters
-/// from it and issue from a run with one compare-and-swap on a per-thread
-/// stripe (8 stripes; threads spread over them in the order they first
-/// issue), so threads issuing at once do not pass one cache line back and
-/// forth on every nonce. The tag is SipHash-2-4
-/// with a 128-bit output under a key drawn from the operating system's random
-/// source when the issuer is built. SipHash is a pseudorandom function made
-/// for short inputs (its authors designed it as a MAC for exactly this), is
-/// fast (tens of ns for 24 bytes) and has a 128-bit key; with a 128-bit tag a
-/// guessed or altered nonce verifies with probability 2^-128 per attempt, far
-/// below the 2^-64 bound this needs. HMAC-SHA256 would do the same job at
-/// several times the cost and two more dependencies. Because the key lives
-/// only in the process, a restart invalidates every nonce it issued
-/// (`Unknown`), as Let's Encrypt's Boulder does.
-///
-/// # Bounded
-/// At most `window` nonces are redeemable at a time: a counter `window` or
-/// more behind the latest handed out is `TooOld`. With runs, the latest
-/// handed out is the end of the newest run, ahead of the nonces issued by
-/// what the threads' runs still hold and by runs given up (a thread's run is
-/// given up when it falls 16 runs behind; a thread that waits in vain for
-/// another to refill its stripe, descheduled meanwhile, takes a run and keeps
-/// one counter of it), so a nonce may turn `TooOld` a little before `window`
-/// more nonces were issued after it; never after. The counters redeemed are
-/// remembered in the RFC 6479 ring, a bit per counter, shared without a lock:
-/// the ring is cut into 64-byte groups (a generation word naming the block of
-/// 448 counters the group holds, then seven bit words), so a redemption is
-/// one `fetch_or` between two reads of its group's generation, and a block
-/// moving in zeroes its group once (`window / 7` bytes plus 1 KiB, and 1 KiB
-/// of stripes with runs, allocated at `build()`); consecutive counters (or
-/// runs) go to different lanes of groups, so threads redeeming what they were
-/// just issued mostly touch different cache lines. A redemption that meets a
-/// group being taken over waits for those seven stores; `issue` waits only
-/// for a refill of its stripe (once per run, a bounded time: then it takes a
-/// run of its own).
-///
-/// # Routing by prefix
-/// With several issuers behind one router, give each a prefix of 8 URL-safe
-/// characters: `nonce.get(..8)` names the issuer, so the router sends the
-/// request back to it (a nonce whose prefix is not the issuer's own is
-/// `WrongPrefix`).
-///
 /// # Guarantees
 /// | promise | how it is tested |
 /// |---|---|
 /// | a nonce is `prefix || base64url(counter || tag)` (32 characters after the prefix; with `max_age`, `counter || issued_ms || tag`, 43), the tag SipHash-2-4 with a 128-bit output under a per-process random key: a guessed or altered nonce verifies with probability 2^-128 per attempt; every one-character change is refused, in both layouts | `every_single_character_change_is_refused`, fuzz target `issuer` (arbitrary strings, mutated and cut real nonces: nothing unissued is ever accepted, nothing twice) |
-/// | single use, also under N threads redeeming the same nonce at once (exactly one `Ok`); every counter issued is unique: `issue` is one `fetch_add` (windows below 2 048) or one compare-and-swap on the thread's stripe, which holds a run of up to 64 counters taken with one `fetch_add` by the one thread that claims the stripe's refill (the stripe's other threads wait for it a bounded time, then take a run of their own) (windows of 2 048 or more, the default); `redeem` one `fetch_or` between two reads of its group's generation (it waits only when it meets a group being taken over: seven stores, once per 448 counters of a lane) | `a_fresh_nonce_redeems_once`, `n_threads_redeeming_one_nonce_get_exactly_one_ok`, loom model `tests/loom_issuer.rs` (counters one at a time and in runs of 2); loom model of the counters in `src/issuer/counter.rs` (two threads racing to use up one stripe's run and refill it, a third on another stripe: all distinct, `issued()` exact; fails when the stripe's compare-and-swap is made a store, or when the refill installs a counter already issued); `a_refill_left_hanging_is_waited_for_only_so_long`; `threads_never_share_a_counter` (12 threads x 5 000, both modes); loom models of the ledger's takeover in `src/issuer/ledger.rs` (`cargo test --lib loom_models` under `--cfg loom`: a replay racing a takeover is never accepted, nor a second redemption racing the next one; both fail when the generation is not read again after the `fetch_or`); `threads_racing_takeovers_never_accept_a_nonce_twice` (4 threads, windows 64 and 4 096, the second in runs of 4; replays from a shared pool; `issued()` exact afterwards) |
+/// | single use, also under N threads redeeming the same nonce at once (exactly one `Ok`); every counter issued is unique: `issue` is one `fetch_add` (windows below 2 048) or one compare-and-swap on the thread's stripe, which holds a run of up to 64 counters taken with one `fetch_add` by the one thread that claims the stripe's refill (the stripe's other threads wait for it a bounded time, then take a run of their own) (windows of 2 048 or more, the default); `redeem` one `fetch_or` between two reads of its group's generation (it waits only when it meets a group being taken over: seven stores, once per 448 counters of a lane) | `a_fresh_nonce_redeems_once`, `n_threads_redeeming_one_nonce_get_exactly_one_ok`, loom model `tests/loom_issuer.rs` (counters one at a time and in runs of 2); loom model of the counters in `src/acme/counter.rs` (two threads racing to use up one stripe's run and refill it, a third on another stripe: all distinct, `issued()` exact; fails when the stripe's compare-and-swap is made a store, or when the refill installs a counter already issued); `a_refill_left_hanging_is_waited_for_only_so_long`; `threads_never_share_a_counter` (12 threads x 5 000, both modes); loom models of the ledger's takeover in `src/acme/ledger.rs` (`cargo test --lib loom_models` under `--cfg loom`: a replay racing a takeover is never accepted, nor a second redemption racing the next one; both fail when the generation is not read again after the `fetch_or`); `threads_racing_takeovers_never_accept_a_nonce_twice` (4 threads, windows 64 and 4 096, the second in runs of 4; replays from a shared pool; `issued()` exact afterwards) |
 /// | bounded: at most `window` (default 65 536) nonces redeemable at a time (counted back from the latest counter handed out; with runs that is the end of the newest run, so a nonce can turn `TooOld` a little before `window` more were issued after it, never after: a thread's run is given up once 16 runs behind), memory a bit per counter, about `window / 7` bytes plus 1 KiB, and 1 KiB of stripes with runs (11 264 B for the default window), allocated once, whatever the number issued: the RFC 6479 ring indexed by counter, in 64-byte groups of a generation word and 448 bits; a block moving in claims its group, zeroes it and names itself, and a redemption that raced with that is refused (its bit may make a newer counter's redemption a false `AlreadyUsed`: fail closed, never a second acceptance); `max_age` refuses stale ones (the three-hours-stale case) | `with_a_small_window_older_nonces_become_too_old`, `memory_stays_bounded_whatever_the_number_issued`, `max_age_refuses_the_three_hours_stale_nonce`; property test `issuer_matches_the_model` (500 cases against a set of issued, unredeemed nonces plus the window rule, windows 1-39 counted from the last issued and 2 048-6 000 and 65 536 counted from the end of the run; it fails if the model counts from the last issued for those); `a_stale_run_is_given_up`; ledger unit tests `random_redemptions_inside_the_window_match_a_set` (8 windows and run sizes x 120 000 redemptions against a set), `a_takeover_clears_exactly_the_old_block` |
 /// | a restart (new key) or another instance makes old nonces `Unknown`; another instance's prefix is `WrongPrefix` (a router can route by the first 8 characters); prefixes are checked at `build()`; any text is `Malformed`, never a panic | `a_nonce_from_another_issuer_instance_is_unknown`, `wrong_and_missing_prefix`, `prefix_validation_at_build`, `malformed_and_too_short_strings` |
 /// | `reject_rate(p)` rejects that fraction of valid nonces as `Injected` and consumes them (Pebble's `PEBBLE_WFE_NONCEREJECT`) | `injected_rejections_consume_the_nonce_at_about_the_rate` |
@@ -134,7 +144,7 @@ impl BadNonce {
 /// `reject_rate(0.05)` that restarts halfway):
 ///
 /// ```
-/// use monotonic_nonce::{BadNonce, NonceIssuer};
+/// use monotonic_nonce::{NonceIssuer, acme::BadNonce};
 /// let a = NonceIssuer::builder().prefix("gw-a0001").build()?;
 /// let b = NonceIssuer::builder().prefix("gw-b0001").build()?;
 /// let nonce = a.issue();
@@ -146,14 +156,14 @@ impl BadNonce {
 /// ```
 ///
 /// ```
-/// use monotonic_nonce::{BadNonce, NonceIssuer};
+/// use monotonic_nonce::{NonceIssuer, acme::BadNonce};
 /// let issuer = NonceIssuer::new();
 /// let nonce = issuer.issue();
 /// assert_eq!(issuer.redeem(&nonce), Ok(()));
 /// assert_eq!(issuer.redeem(&nonce), Err(BadNonce::AlreadyUsed));
 /// assert_eq!(NonceIssuer::new().redeem(&nonce), Err(BadNonce::Unknown)); // another process, or a restart
 /// ```
-pub struct NonceIssuer {
+pub struct NonceIssuer<C: Clock = SystemClock> {
     key: [u8; 16],
     /// The tagger under `key`, with `prefix` absorbed.
     mac: Mac,
@@ -166,29 +176,7 @@ pub struct NonceIssuer {
     max_age_ms: Option<u64>,
     /// `reject_rate` as a threshold on a 64-bit hash (0: never).
     reject_below: u64,
-    clock: Box<dyn Clock>,
-}
-
-/// Configures a [`NonceIssuer`].
-#[must_use = "a builder does nothing until .build()"]
-pub struct NonceIssuerBuilder {
-    window: u64,
-    prefix: String,
-    max_age: Option<Duration>,
-    reject_rate: f64,
-    clock: Box<dyn Clock>,
-    key: Option<[u8; 16]>,
-}
-
-impl fmt::Debug for NonceIssuerBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NonceIssuerBuilder")
-            .field("window", &self.window)
-            .field("prefix", &self.prefix)
-            .field("max_age", &self.max_age)
-            .field("reject_rate", &self.reject_rate)
-            .finish()
-    }
+    clock: C,
 }
 
 impl Default for NonceIssuer {
@@ -227,16 +215,11 @@ impl NonceIssuer {
     /// # Ok::<(), monotonic_nonce::BuildError>(())
     /// ```
     pub fn builder() -> NonceIssuerBuilder {
-        NonceIssuerBuilder {
-            window: DEFAULT_ISSUER_WINDOW,
-            prefix: String::new(),
-            max_age: None,
-            reject_rate: 0.0,
-            clock: Box::new(SystemClock),
-            key: None,
-        }
+        NonceIssuerBuilder::new()
     }
+}
 
+impl<C: Clock> NonceIssuer<C> {
     /// A fresh nonce: URL-safe base64 without padding (behind the prefix, if
     /// any), unforgeable, redeemable once. Lock-free: one `fetch_add` on the
     /// shared counter (windows below 2 048), or one compare-and-swap on the
@@ -262,7 +245,7 @@ impl NonceIssuer {
     /// an answer and never a panic.
     ///
     /// ```
-    /// use monotonic_nonce::{BadNonce, NonceIssuer};
+    /// use monotonic_nonce::{NonceIssuer, acme::BadNonce};
     /// let issuer = NonceIssuer::new();
     /// assert_eq!(issuer.redeem("not a nonce"), Err(BadNonce::Malformed));
     /// ```
@@ -334,7 +317,7 @@ impl NonceIssuer {
     }
 }
 
-impl fmt::Debug for NonceIssuer {
+impl<C: Clock> fmt::Debug for NonceIssuer<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NonceIssuer")
             .field("prefix", &self.prefix)
@@ -342,143 +325,5 @@ impl fmt::Debug for NonceIssuer {
             .field("issued", &self.issued())
             .field("max_age_ms", &self.max_age_ms)
             .finish_non_exhaustive()
-    }
-}
-
-impl NonceIssuerBuilder {
-    /// How many of the latest nonces are redeemable at a time (default
-    /// [`DEFAULT_ISSUER_WINDOW`]; at most [`MAX_WINDOW`](crate::MAX_WINDOW)).
-    ///
-    /// ```
-    /// use monotonic_nonce::NonceIssuer;
-    /// let issuer = NonceIssuer::builder().window(1_024).build()?;
-    /// assert!(issuer.redeem(&issuer.issue()).is_ok());
-    /// # Ok::<(), monotonic_nonce::BuildError>(())
-    /// ```
-    pub fn window(mut self, window: u64) -> Self {
-        self.window = window;
-        self
-    }
-
-    /// An instance prefix of exactly 8 URL-safe characters (`A-Z a-z 0-9 - _`), for routing.
-    ///
-    /// ```
-    /// use monotonic_nonce::NonceIssuer;
-    /// let issuer = NonceIssuer::builder().prefix("gw-eu-01").build()?;
-    /// assert!(issuer.issue().starts_with("gw-eu-01"));
-    /// # Ok::<(), monotonic_nonce::BuildError>(())
-    /// ```
-    pub fn prefix(mut self, prefix: &str) -> Self {
-        self.prefix = prefix.to_owned();
-        self
-    }
-
-    /// Nonces older than this are `TooOld` (off by default).
-    ///
-    /// ```
-    /// use monotonic_nonce::NonceIssuer;
-    /// use std::time::Duration;
-    /// let issuer = NonceIssuer::builder().max_age(Duration::from_secs(3_600)).build()?;
-    /// assert!(issuer.redeem(&issuer.issue()).is_ok());
-    /// # Ok::<(), monotonic_nonce::BuildError>(())
-    /// ```
-    pub fn max_age(mut self, max_age: Duration) -> Self {
-        self.max_age = Some(max_age);
-        self
-    }
-
-    /// Rejects this fraction (0.0 to 1.0) of otherwise valid nonces as
-    /// `Injected`, consuming them: Pebble's `PEBBLE_WFE_NONCEREJECT`, so
-    /// clients exercise their retry path. Off by default.
-    ///
-    /// ```
-    /// use monotonic_nonce::{BadNonce, NonceIssuer};
-    /// let issuer = NonceIssuer::builder().reject_rate(1.0).build()?;
-    /// assert_eq!(issuer.redeem(&issuer.issue()), Err(BadNonce::Injected));
-    /// # Ok::<(), monotonic_nonce::BuildError>(())
-    /// ```
-    pub fn reject_rate(mut self, rate: f64) -> Self {
-        self.reject_rate = rate;
-        self
-    }
-
-    /// The clock for `max_age` (default [`SystemClock`]).
-    ///
-    /// ```
-    /// use monotonic_nonce::{BadNonce, ManualClock, NonceIssuer};
-    /// use std::time::Duration;
-    /// let clock = ManualClock::new(1_000_000);
-    /// let issuer = NonceIssuer::builder().clock(clock.clone()).max_age(Duration::from_secs(1)).build()?;
-    /// let n = issuer.issue();
-    /// clock.advance(1_001);
-    /// assert_eq!(issuer.redeem(&n), Err(BadNonce::TooOld));
-    /// # Ok::<(), monotonic_nonce::BuildError>(())
-    /// ```
-    pub fn clock<C: Clock>(mut self, clock: C) -> Self {
-        self.clock = Box::new(clock);
-        self
-    }
-
-    /// A fixed key instead of a random one: only for tests and fuzzing, where
-    /// runs must repeat. Two issuers with one key accept each other's nonces.
-    #[doc(hidden)]
-    pub fn insecure_fixed_key(mut self, key: [u8; 16]) -> Self {
-        self.key = Some(key);
-        self
-    }
-
-    /// Checks the settings, draws the key, and builds the issuer.
-    ///
-    /// # Errors
-    /// [`BuildError::InvalidConfig`] for a window of 0 or above
-    /// [`MAX_WINDOW`](crate::MAX_WINDOW), a prefix that is not 8 URL-safe
-    /// characters, a `reject_rate` outside `0.0..=1.0`, a `max_age` beyond u64
-    /// ms; [`BuildError::Store`] if the random source fails.
-    ///
-    /// ```
-    /// use monotonic_nonce::NonceIssuer;
-    /// assert!(NonceIssuer::builder().prefix("short").build().is_err());
-    /// assert!(NonceIssuer::builder().prefix("a/b?c=d!").build().is_err());
-    /// assert!(NonceIssuer::builder().reject_rate(1.5).build().is_err());
-    /// ```
-    pub fn build(self) -> Result<NonceIssuer, BuildError> {
-        if self.window == 0 || self.window > crate::MAX_WINDOW {
-            return Err(BuildError::config("window", format!("{} is outside 1..={}", self.window, crate::MAX_WINDOW)));
-        }
-        if !self.prefix.is_empty()
-            && (self.prefix.len() != token::PREFIX_LEN || !self.prefix.bytes().all(token::url_safe))
-        {
-            return Err(BuildError::config(
-                "prefix",
-                format!("{:?} is not 8 URL-safe characters (A-Z a-z 0-9 - _)", self.prefix),
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.reject_rate) {
-            return Err(BuildError::config("reject_rate", format!("{} is outside 0.0..=1.0", self.reject_rate)));
-        }
-        let max_age_ms = self.max_age.map(|d| BuildError::duration_ms("max_age", d)).transpose()?;
-        let key = match self.key {
-            Some(k) => k,
-            None => {
-                let mut k = [0u8; 16];
-                getrandom::fill(&mut k)
-                    .map_err(|e| BuildError::Store { reason: format!("the random source failed: {e}") })?;
-                k
-            }
-        };
-        // the rate as a threshold on a uniform u64 (1.0: every nonce)
-        let reject_below = if self.reject_rate >= 1.0 { u64::MAX } else { (self.reject_rate * 2f64.powi(64)) as u64 };
-        let counters = Counters::new(self.window);
-        Ok(NonceIssuer {
-            key,
-            mac: Mac::new(&key, &self.prefix, max_age_ms.is_some()),
-            prefix: self.prefix,
-            window: self.window,
-            redeemed: Ledger::new(self.window, counters.run()),
-            counters,
-            max_age_ms,
-            reject_below,
-            clock: self.clock,
-        })
     }
 }

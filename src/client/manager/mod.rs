@@ -6,11 +6,12 @@ mod builder;
 
 pub use builder::NonceManagerBuilder;
 
-use crate::batch::NonceBatch;
+use crate::client::batch::NonceBatch;
+use crate::client::formula::Span;
+use crate::client::persist::DurableMark;
 use crate::clock::{Clock, SystemClock};
 use crate::error::NonceError;
-use crate::persist::DurableMark;
-use crate::strategy::{Params, Span, Strategy};
+use crate::strategy::{Params, Strategy};
 use crate::sync::{AtomicU64, Mutex, Ordering};
 use crossbeam_utils::CachePadded;
 use std::collections::VecDeque;
@@ -40,7 +41,7 @@ use std::panic::Location;
 /// | `advance_past(n)` only raises, keeps the Distributed residue, refuses `u64::MAX` | `advance_past_*` tests, property test |
 /// | invalid configuration is refused at `build()`, naming the field | `*_rejects_*` / `build_refuses_*` tests |
 ///
-/// With [`persist`](crate::NonceManagerBuilder::persist), the durable mark:
+/// With [`persist`](crate::client::NonceManagerBuilder::persist), the durable mark:
 ///
 /// | promise | how it is tested |
 /// |---|---|
@@ -107,7 +108,7 @@ impl Seen {
 /// One nonce handed out, with the clock reading and the caller's source line.
 ///
 /// ```
-/// use monotonic_nonce::{ManualClock, NonceManager};
+/// use monotonic_nonce::{NonceManager, clock::ManualClock};
 /// let m = NonceManager::builder().clock(ManualClock::new(5_000)).history(2).build()?;
 /// m.next()?;
 /// let e = m.history()[0];
@@ -143,7 +144,7 @@ impl History {
 }
 
 impl NonceManager<SystemClock> {
-    /// `Strategy::Millis` on the [`SystemClock`], ceiling [`I64_MAX`](crate::I64_MAX).
+    /// `Strategy::Millis` on the [`SystemClock`], ceiling [`I64_MAX`](crate::strategy::I64_MAX).
     ///
     /// ```
     /// let manager = monotonic_nonce::NonceManager::new();
@@ -183,7 +184,7 @@ impl<C: Clock> NonceManager<C> {
     /// (nothing is handed out and nothing changes).
     ///
     /// ```
-    /// use monotonic_nonce::{ManualClock, NonceManager};
+    /// use monotonic_nonce::{NonceManager, clock::ManualClock};
     /// let clock = ManualClock::new(1_000);
     /// let m = NonceManager::builder().clock(clock.clone()).build()?;
     /// assert_eq!(m.next()?, 1_000);
@@ -236,7 +237,7 @@ impl<C: Clock> NonceManager<C> {
     /// answered "nonce too low, lastNonce = n". Only ever raises `last`: a
     /// stale or smaller report changes nothing. Distributed residues are kept.
     ///
-    /// With [`max_lead`](crate::NonceManagerBuilder::max_lead) set, a `nonce`
+    /// With [`max_lead`](crate::client::NonceManagerBuilder::max_lead) set, a `nonce`
     /// whose successor stands for more than `max_lead` ahead of the clock is
     /// refused: one hostile or buggy server body cannot move the manager out
     /// of the clock's reach. Without `max_lead` the value is trusted as it is;
@@ -248,7 +249,7 @@ impl<C: Clock> NonceManager<C> {
     /// [`NonceError::TooFarAhead`] when it is beyond `max_lead`. Nothing changes.
     ///
     /// ```
-    /// use monotonic_nonce::{ManualClock, NonceManager};
+    /// use monotonic_nonce::{NonceManager, clock::ManualClock};
     /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
     /// m.advance_past(5_000)?;
     /// assert_eq!(m.next()?, 5_001);
@@ -276,7 +277,7 @@ impl<C: Clock> NonceManager<C> {
     /// value passed to [`advance_past`](Self::advance_past)) if that is higher.
     ///
     /// ```
-    /// use monotonic_nonce::{ManualClock, NonceManager};
+    /// use monotonic_nonce::{NonceManager, clock::ManualClock};
     /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
     /// assert_eq!(m.last(), 0);
     /// let n = m.next()?;
@@ -301,7 +302,7 @@ impl<C: Clock> NonceManager<C> {
     /// The highest nonce this manager may hand out.
     ///
     /// ```
-    /// use monotonic_nonce::{NonceManager, I64_MAX};
+    /// use monotonic_nonce::{NonceManager, strategy::I64_MAX};
     /// assert_eq!(NonceManager::new().ceiling(), I64_MAX);
     /// ```
     pub fn ceiling(&self) -> u64 {
@@ -311,7 +312,7 @@ impl<C: Clock> NonceManager<C> {
     /// The clock this manager reads.
     ///
     /// ```
-    /// use monotonic_nonce::{Clock, ManualClock, NonceManager};
+    /// use monotonic_nonce::{Clock, NonceManager, clock::ManualClock};
     /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
     /// m.clock().advance(5);
     /// assert_eq!(m.clock().now_ms(), Ok(1_005));
@@ -325,7 +326,7 @@ impl<C: Clock> NonceManager<C> {
     /// With a failing clock, measured against the latest reading seen.
     ///
     /// ```
-    /// use monotonic_nonce::{ManualClock, NonceManager};
+    /// use monotonic_nonce::{NonceManager, clock::ManualClock};
     /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
     /// m.reserve(50)?; // 1 000 ..= 1 049
     /// assert_eq!(m.lead_ms(), 49);
@@ -347,7 +348,7 @@ impl<C: Clock> NonceManager<C> {
     /// the hot path nothing but a load of a line every core keeps shared.
     ///
     /// ```
-    /// use monotonic_nonce::{ManualClock, NonceManager};
+    /// use monotonic_nonce::{NonceManager, clock::ManualClock};
     /// let clock = ManualClock::new(1_000);
     /// let m = NonceManager::builder().clock(clock.clone()).build()?;
     /// m.next()?;

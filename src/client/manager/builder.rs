@@ -1,9 +1,9 @@
 //! [`NonceManagerBuilder`]: every setting of a [`NonceManager`], checked once at `build()`.
 
 use super::{History, NonceManager, Seen};
+use crate::client::persist::DurableMark;
 use crate::clock::{Clock, SystemClock};
 use crate::error::BuildError;
-use crate::persist::DurableMark;
 use crate::strategy::{Params, Strategy, I64_MAX, JS_SAFE_MAX};
 use crate::sync::{AtomicU64, Mutex};
 use crossbeam_utils::CachePadded;
@@ -18,7 +18,7 @@ const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 ///
 /// # Example
 /// ```
-/// use monotonic_nonce::{ManualClock, NonceManager, Strategy, JS_SAFE_MAX};
+/// use monotonic_nonce::{NonceManager, Strategy, clock::ManualClock, strategy::JS_SAFE_MAX};
 ///
 /// let manager = NonceManager::builder()
 ///     .strategy(Strategy::Distributed { system_id: 1, total_systems: 4 })
@@ -76,7 +76,7 @@ impl<C: Clock> NonceManagerBuilder<C> {
     /// The clock (default [`SystemClock`]).
     ///
     /// ```
-    /// use monotonic_nonce::{CoarseClock, NonceManager};
+    /// use monotonic_nonce::{NonceManager, clock::CoarseClock};
     /// let m = NonceManager::builder().clock(CoarseClock).build()?; // the cheapest clock read
     /// assert!(m.next()? > 0);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -94,11 +94,11 @@ impl<C: Clock> NonceManagerBuilder<C> {
         }
     }
 
-    /// The highest nonce the manager may ever hand out (default [`I64_MAX`];
+    /// The highest nonce the manager may ever hand out (default [`I64_MAX`](crate::strategy::I64_MAX);
     /// use [`JS_SAFE_MAX`] for APIs whose clients parse JSON numbers as doubles).
     ///
     /// ```
-    /// use monotonic_nonce::{NonceManager, JS_SAFE_MAX};
+    /// use monotonic_nonce::{NonceManager, strategy::JS_SAFE_MAX};
     /// let m = NonceManager::builder().ceiling(JS_SAFE_MAX).build()?;
     /// assert!(m.next()? <= JS_SAFE_MAX);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -112,7 +112,7 @@ impl<C: Clock> NonceManagerBuilder<C> {
     /// last nonce a previous run used, or the `lastNonce` a server reported.
     ///
     /// ```
-    /// use monotonic_nonce::{ManualClock, NonceManager};
+    /// use monotonic_nonce::{NonceManager, clock::ManualClock};
     /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).start_after(5_000).build()?;
     /// assert_eq!(m.next()?, 5_001);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -190,7 +190,7 @@ impl<C: Clock> NonceManagerBuilder<C> {
     /// fails, the lead is measured against the latest reading seen.
     ///
     /// ```
-    /// use monotonic_nonce::{ManualClock, NonceError, NonceManager};
+    /// use monotonic_nonce::{NonceError, NonceManager, clock::ManualClock};
     /// use std::time::Duration;
     /// let m = NonceManager::builder()
     ///     .clock(ManualClock::new(1_000_000))

@@ -1,83 +1,13 @@
-//! Client-side recovery from nonce rejections: read the server's answer
-//! ([`NonceFeedback`]), move the manager past what it reports
-//! ([`NonceManager::apply_feedback`]), and retry a bounded number of times
-//! ([`retry_with_nonce`], [`retry_with_nonce_async`]).
+//! Client-side recovery from nonce rejections: move the manager past what
+//! the server reports ([`NonceManager::apply_feedback`]), and retry a
+//! bounded number of times ([`retry_with_nonce`], [`retry_with_nonce_async`]).
 
+use super::feedback::NonceFeedback;
+use super::manager::NonceManager;
 use crate::clock::Clock;
-use crate::error::{NonceError, Rejection};
-use crate::manager::NonceManager;
+use crate::error::NonceError;
 use std::fmt;
 use std::future::Future;
-
-/// What a server said about a refused nonce, reduced to what the client can act on.
-///
-/// With the `serde` feature, deserializing a `NonceFeedback` reads a server's
-/// error body, whatever its shape: the crate's own [`ErrorBody`](crate::protocol::ErrorBody)
-/// (`lastNonce` as a number or a decimal string, extra fields ignored) and the
-/// nonce and clock errors of Kraken, Binance, Bitfinex and Hyperliquid; a body
-/// that is not about a nonce is `Other`.
-///
-/// ```
-/// use monotonic_nonce::{NonceFeedback, Rejection};
-/// let r = Rejection::AlreadyUsed { last_nonce: 42, attempted_nonce: 40 };
-/// let f = NonceFeedback::from(&r);
-/// assert_eq!(f, NonceFeedback::AlreadyUsed { last_nonce: Some(42) });
-/// assert!(f.is_recoverable());
-/// # #[cfg(feature = "serde")] {
-/// let body = r#"{"error":["EAPI:Invalid nonce"],"result":{}}"#; // Kraken
-/// assert_eq!(serde_json::from_str::<NonceFeedback>(body).unwrap(), NonceFeedback::TooLow { last_nonce: None });
-/// # }
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum NonceFeedback {
-    /// This exact nonce was used before.
-    AlreadyUsed {
-        /// A nonce the server has seen for the key (move past it), if it said.
-        last_nonce: Option<u64>,
-    },
-    /// The nonce is below what the server still accepts.
-    TooLow {
-        /// A nonce to move past, if the server said.
-        last_nonce: Option<u64>,
-    },
-    /// The nonce stands for a time too far ahead of the server's clock.
-    TooFarInFuture {
-        /// The highest nonce the server accepts now, if it said.
-        max_nonce: Option<u64>,
-    },
-    /// The request's timestamp is outside the server's time window (Binance
-    /// `-1021`): this host's clock is off. Not a nonce to skip past.
-    ClockSkew,
-    /// Any other refusal (too old, not positive, above the ceiling, the store
-    /// unavailable, not a nonce problem).
-    Other,
-}
-
-impl From<&Rejection> for NonceFeedback {
-    fn from(r: &Rejection) -> Self {
-        match *r {
-            Rejection::AlreadyUsed { last_nonce, .. } => Self::AlreadyUsed { last_nonce: Some(last_nonce) },
-            Rejection::TooLow { last_nonce, .. } => Self::TooLow { last_nonce: Some(last_nonce) },
-            Rejection::TooFarInFuture { max_nonce, .. } => Self::TooFarInFuture { max_nonce: Some(max_nonce) },
-            _ => Self::Other,
-        }
-    }
-}
-
-impl NonceFeedback {
-    /// Whether retrying with a fresh nonce can help.
-    ///
-    /// ```
-    /// use monotonic_nonce::NonceFeedback;
-    /// assert!(NonceFeedback::TooLow { last_nonce: None }.is_recoverable());
-    /// assert!(!NonceFeedback::TooFarInFuture { max_nonce: None }.is_recoverable());
-    /// assert!(!NonceFeedback::ClockSkew.is_recoverable());
-    /// ```
-    pub fn is_recoverable(&self) -> bool {
-        matches!(self, Self::AlreadyUsed { .. } | Self::TooLow { .. })
-    }
-}
 
 impl<C: Clock> NonceManager<C> {
     /// Acts on a server's answer: a reported `last_nonce` moves the manager
@@ -92,7 +22,7 @@ impl<C: Clock> NonceManager<C> {
     /// [`advance_past`](Self::advance_past)): nothing changes.
     ///
     /// ```
-    /// use monotonic_nonce::{ManualClock, NonceFeedback, NonceManager};
+    /// use monotonic_nonce::{NonceManager, clock::ManualClock, client::NonceFeedback};
     /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
     /// m.apply_feedback(&NonceFeedback::TooLow { last_nonce: Some(9_000) })?;
     /// assert_eq!(m.next()?, 9_001);
@@ -116,7 +46,7 @@ impl<C: Clock> NonceManager<C> {
 /// How many times [`retry_with_nonce`] tries.
 ///
 /// ```
-/// use monotonic_nonce::RetryPolicy;
+/// use monotonic_nonce::client::RetryPolicy;
 /// assert_eq!(RetryPolicy::default().max_attempts, 3);
 /// let patient = RetryPolicy::attempts(5);
 /// assert_eq!(patient.max_attempts, 5);
@@ -133,7 +63,7 @@ impl RetryPolicy {
     /// `max_attempts` attempts in all, the first included (0 is treated as 1).
     ///
     /// ```
-    /// assert_eq!(monotonic_nonce::RetryPolicy::attempts(2).max_attempts, 2);
+    /// assert_eq!(monotonic_nonce::client::RetryPolicy::attempts(2).max_attempts, 2);
     /// ```
     pub fn attempts(max_attempts: u32) -> Self {
         Self { max_attempts }
@@ -149,7 +79,7 @@ impl Default for RetryPolicy {
 /// Why [`retry_with_nonce`] gave up, after how many attempts, with the last error.
 ///
 /// ```
-/// use monotonic_nonce::{retry_with_nonce, NonceFeedback, NonceManager, RetryError, RetryPolicy};
+/// use monotonic_nonce::{NonceManager, client::{retry_with_nonce, NonceFeedback, RetryError, RetryPolicy}};
 /// let m = NonceManager::new();
 /// let always_too_low = |_: u64| Err::<(), _>("Nonce too low");
 /// let r = retry_with_nonce(&m, RetryPolicy::attempts(2), always_too_low, |_| {
@@ -194,7 +124,7 @@ impl<E> RetryError<E> {
     /// How many attempts were made.
     ///
     /// ```
-    /// use monotonic_nonce::RetryError;
+    /// use monotonic_nonce::client::RetryError;
     /// let e: RetryError<&str> = RetryError::Failed { attempts: 1, error: "insufficient balance" };
     /// assert_eq!(e.attempts(), 1);
     /// ```
@@ -299,7 +229,7 @@ fn after_error<C: Clock, E>(
 /// [`RetryError`] with the attempts made and the last error.
 ///
 /// ```
-/// use monotonic_nonce::{retry_with_nonce, NonceFeedback, NonceManager, NonceValidator, Policy, Rejection, RetryPolicy};
+/// use monotonic_nonce::{NonceManager, NonceValidator, Policy, Rejection, client::{retry_with_nonce, NonceFeedback, RetryPolicy}};
 /// let server = NonceValidator::new(Policy::Strict);
 /// server.validate(&"key", 9_000_000_000_000)?; // another bot on this key ran far ahead
 /// let bot = NonceManager::new();
@@ -348,7 +278,7 @@ where
 /// As [`retry_with_nonce`].
 ///
 /// ```
-/// use monotonic_nonce::{retry_with_nonce_async, NonceManager, RetryPolicy};
+/// use monotonic_nonce::{NonceManager, client::{retry_with_nonce_async, RetryPolicy}};
 /// let m = NonceManager::new();
 /// // any Future works: here a ready one, awaited by the caller's runtime
 /// let fut = retry_with_nonce_async(&m, RetryPolicy::default(), |n| async move { Ok::<u64, ()>(n) }, |_| None);

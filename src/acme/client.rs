@@ -1,8 +1,8 @@
 //! The client side of server-issued nonces: a bounded cache of fresh nonces
 //! ([`ReplayNonces`]) and the bad-nonce retry ([`retry_bad_nonce`]).
 
+use crate::client::{RetryError, RetryPolicy};
 use crate::clock::{Clock, SystemClock};
-use crate::recovery::{RetryError, RetryPolicy};
 use crate::sync::Mutex;
 use std::collections::hash_map::RandomState;
 use std::collections::{HashSet, VecDeque};
@@ -20,7 +20,7 @@ use std::time::Duration;
 /// drops a fresh nonce.
 ///
 /// ```
-/// use monotonic_nonce::ReplayNonces;
+/// use monotonic_nonce::acme::ReplayNonces;
 /// use std::time::Duration;
 /// let nonces = ReplayNonces::new(8, Duration::from_secs(60));
 /// nonces.push("old".into());
@@ -32,10 +32,10 @@ use std::time::Duration;
 /// nonces.push("new".into()); // already handed out: never again
 /// assert_eq!(nonces.take(), None);
 /// ```
-pub struct ReplayNonces {
+pub struct ReplayNonces<C: Clock = SystemClock> {
     capacity: usize,
     max_age_ms: u64,
-    clock: Box<dyn Clock>,
+    clock: C,
     state: Mutex<Cache>,
     /// Keys the hashes of the nonces handed out.
     hasher: RandomState,
@@ -49,7 +49,7 @@ struct Cache {
     taken: HashSet<u64>,
 }
 
-impl fmt::Debug for ReplayNonces {
+impl<C: Clock> fmt::Debug for ReplayNonces<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReplayNonces")
             .field("capacity", &self.capacity)
@@ -63,17 +63,19 @@ impl ReplayNonces {
     /// Keeps at most `capacity` (at least 1) nonces, each for at most `max_age`.
     ///
     /// ```
-    /// let nonces = monotonic_nonce::ReplayNonces::new(4, std::time::Duration::from_secs(30));
+    /// let nonces = monotonic_nonce::acme::ReplayNonces::new(4, std::time::Duration::from_secs(30));
     /// assert!(nonces.is_empty());
     /// ```
     pub fn new(capacity: usize, max_age: Duration) -> Self {
         Self::with_clock(capacity, max_age, SystemClock)
     }
+}
 
+impl<C: Clock> ReplayNonces<C> {
     /// [`new`](Self::new) with another clock (tests, simulations).
     ///
     /// ```
-    /// use monotonic_nonce::{ManualClock, ReplayNonces};
+    /// use monotonic_nonce::{clock::ManualClock, acme::ReplayNonces};
     /// use std::time::Duration;
     /// let clock = ManualClock::new(0);
     /// let nonces = ReplayNonces::with_clock(4, Duration::from_secs(1), clock.clone());
@@ -81,11 +83,11 @@ impl ReplayNonces {
     /// clock.advance(1_001);
     /// assert_eq!(nonces.take(), None); // too old
     /// ```
-    pub fn with_clock<C: Clock>(capacity: usize, max_age: Duration, clock: C) -> Self {
+    pub fn with_clock(capacity: usize, max_age: Duration, clock: C) -> Self {
         Self {
             capacity: capacity.max(1),
             max_age_ms: u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX),
-            clock: Box::new(clock),
+            clock,
             state: Mutex::new(Cache::default()),
             hasher: RandomState::new(),
         }
@@ -103,7 +105,7 @@ impl ReplayNonces {
     /// out is ignored; when full, the oldest is dropped.
     ///
     /// ```
-    /// let nonces = monotonic_nonce::ReplayNonces::new(4, std::time::Duration::from_secs(60));
+    /// let nonces = monotonic_nonce::acme::ReplayNonces::new(4, std::time::Duration::from_secs(60));
     /// nonces.push("from-the-Replay-Nonce-header".to_owned());
     /// assert_eq!(nonces.len(), 1);
     /// ```
@@ -124,7 +126,7 @@ impl ReplayNonces {
     /// fresh: `None`.
     ///
     /// ```
-    /// let nonces = monotonic_nonce::ReplayNonces::new(4, std::time::Duration::from_secs(60));
+    /// let nonces = monotonic_nonce::acme::ReplayNonces::new(4, std::time::Duration::from_secs(60));
     /// nonces.push("n1".to_owned());
     /// assert_eq!(nonces.take().as_deref(), Some("n1"));
     /// assert_eq!(nonces.take(), None);
@@ -142,7 +144,7 @@ impl ReplayNonces {
     /// How many fresh nonces are cached (some may be past `max_age`).
     ///
     /// ```
-    /// let nonces = monotonic_nonce::ReplayNonces::new(4, std::time::Duration::from_secs(60));
+    /// let nonces = monotonic_nonce::acme::ReplayNonces::new(4, std::time::Duration::from_secs(60));
     /// assert_eq!(nonces.len(), 0);
     /// ```
     pub fn len(&self) -> usize {
@@ -152,7 +154,7 @@ impl ReplayNonces {
     /// Whether none is cached.
     ///
     /// ```
-    /// let nonces = monotonic_nonce::ReplayNonces::new(4, std::time::Duration::from_secs(60));
+    /// let nonces = monotonic_nonce::acme::ReplayNonces::new(4, std::time::Duration::from_secs(60));
     /// assert!(nonces.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
@@ -163,7 +165,7 @@ impl ReplayNonces {
 /// What a request's error means for [`retry_bad_nonce`].
 ///
 /// ```
-/// use monotonic_nonce::Classified;
+/// use monotonic_nonce::acme::Classified;
 /// let from_error_response = Some("fresh-nonce".to_owned());
 /// let c = Classified::BadNonce(from_error_response);
 /// assert_ne!(c, Classified::Other);
@@ -183,7 +185,7 @@ pub enum Classified {
 /// `Ok(None)`: every fetch answered a nonce already sent.
 fn next_nonce<E>(
     fresh_from_error: &mut Option<String>,
-    nonces: &ReplayNonces,
+    nonces: &ReplayNonces<impl Clock>,
     fetch: &mut impl FnMut() -> Result<String, E>,
     max: u32,
 ) -> Result<Option<String>, E> {
@@ -229,14 +231,14 @@ fn after_error<E>(
 /// only nonces already sent.
 ///
 /// ```
-/// use monotonic_nonce::{retry_bad_nonce, Classified, NonceIssuer, ReplayNonces, RetryPolicy};
+/// use monotonic_nonce::{NonceIssuer, acme::{retry_bad_nonce, Classified, ReplayNonces}, client::RetryPolicy};
 /// use std::time::Duration;
 /// let server = NonceIssuer::builder().reject_rate(0.5).build()?;
 /// let nonces = ReplayNonces::new(8, Duration::from_secs(60));
 /// let reply = retry_bad_nonce(
 ///     &nonces,
 ///     RetryPolicy::attempts(20),
-///     |nonce| server.redeem(nonce).map(|()| "created").map_err(|e| (e, server.issue())),
+///     |nonce| server.redeem(&nonce).map(|()| "created").map_err(|e| (e, server.issue())),
 ///     |(_, fresh): &(_, String)| Classified::BadNonce(Some(fresh.clone())),
 ///     || Ok(server.issue()),
 /// );
@@ -244,9 +246,9 @@ fn after_error<E>(
 /// # Ok::<(), monotonic_nonce::BuildError>(())
 /// ```
 pub fn retry_bad_nonce<T, E>(
-    nonces: &ReplayNonces,
+    nonces: &ReplayNonces<impl Clock>,
     policy: RetryPolicy,
-    mut request: impl FnMut(&str) -> Result<T, E>,
+    mut request: impl FnMut(String) -> Result<T, E>,
     classify: impl Fn(&E) -> Classified,
     mut fetch: impl FnMut() -> Result<String, E>,
 ) -> Result<T, RetryError<E>> {
@@ -260,7 +262,7 @@ pub fn retry_bad_nonce<T, E>(
             Ok(None) => return Err(RetryError::NonceReused { attempts: attempt - 1 }),
             Err(error) => return Err(RetryError::Failed { attempts: attempt, error }),
         };
-        match request(&nonce) {
+        match request(nonce) {
             Ok(v) => return Ok(v),
             Err(e) => fresh = after_error(e, attempt, max, &classify)?,
         }
@@ -273,13 +275,13 @@ pub fn retry_bad_nonce<T, E>(
 /// As [`retry_bad_nonce`].
 ///
 /// ```
-/// use monotonic_nonce::{retry_bad_nonce_async, Classified, ReplayNonces, RetryPolicy};
+/// use monotonic_nonce::{acme::{retry_bad_nonce_async, Classified, ReplayNonces}, client::RetryPolicy};
 /// let nonces = ReplayNonces::new(8, std::time::Duration::from_secs(60));
 /// let fut = retry_bad_nonce_async(&nonces, RetryPolicy::attempts(3), |n: String| async move { Ok::<_, ()>(n) }, |_| Classified::Other, || async { Ok(String::from("n")) });
 /// # drop(fut);
 /// ```
 pub async fn retry_bad_nonce_async<T, E, F, Fut, G, H, HFut>(
-    nonces: &ReplayNonces,
+    nonces: &ReplayNonces<impl Clock>,
     policy: RetryPolicy,
     mut request: F,
     classify: G,

@@ -153,7 +153,7 @@ pub(crate) fn decode(mac: &Mac, prefix: &str, text: &str) -> Result<Fields, Unre
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::issuer::base64::ALPHABET;
+    use crate::acme::base64::ALPHABET;
 
     const KEY: [u8; 16] = *b"0123456789abcdef";
 

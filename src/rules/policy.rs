@@ -1,8 +1,22 @@
 //! The public [`Policy`] and its checks; the per-account state each policy
 //! keeps is in `state.rs`.
 
-use super::{MAX_HIGHEST_K, MAX_WINDOW};
 use crate::error::BuildError;
+
+/// The widest `Window(w)` accepted (2^20: a 16 KiB ring per account).
+///
+/// ```
+/// use monotonic_nonce::{NonceValidator, Policy, rules::MAX_WINDOW};
+/// assert!(NonceValidator::<u8>::builder(Policy::Window(MAX_WINDOW)).build().is_ok());
+/// ```
+pub const MAX_WINDOW: u64 = 1 << 20;
+/// The largest `HighestK(k)` accepted.
+///
+/// ```
+/// use monotonic_nonce::{NonceValidator, Policy, rules::MAX_HIGHEST_K};
+/// assert!(NonceValidator::<u8>::builder(Policy::HighestK(MAX_HIGHEST_K + 1)).build().is_err());
+/// ```
+pub const MAX_HIGHEST_K: usize = 1 << 16;
 
 /// Which nonces a [`NonceValidator`](crate::NonceValidator) accepts for an account.
 ///
@@ -44,7 +58,7 @@ pub enum Policy {
 
 impl Policy {
     /// The policy's parameter, checked: `HighestK(0)`, `Window(0)`, and
-    /// values above [`MAX_HIGHEST_K`](crate::MAX_HIGHEST_K) / [`MAX_WINDOW`](crate::MAX_WINDOW) are refused.
+    /// values above [`MAX_HIGHEST_K`](crate::rules::MAX_HIGHEST_K) / [`MAX_WINDOW`](crate::rules::MAX_WINDOW) are refused.
     pub(crate) fn check(self) -> Result<Self, BuildError> {
         match self {
             Policy::HighestK(0) => Err(BuildError::config("policy", "HighestK(0) remembers nothing; use k >= 1")),

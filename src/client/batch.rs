@@ -65,7 +65,7 @@ impl NonceBatch {
     /// or `last != first + (len - 1) * stride`, overflow included).
     ///
     /// ```
-    /// use monotonic_nonce::NonceBatch;
+    /// use monotonic_nonce::client::NonceBatch;
     /// assert!(NonceBatch::try_new(5, 9, 2, 3).is_some());
     /// assert!(NonceBatch::try_new(5, 5, 0, 4).is_none());
     /// assert!(NonceBatch::try_new(9, 5, 1, 3).is_none());
@@ -81,7 +81,7 @@ impl NonceBatch {
     /// The lowest nonce of the batch.
     ///
     /// ```
-    /// use monotonic_nonce::{ManualClock, NonceManager};
+    /// use monotonic_nonce::{NonceManager, clock::ManualClock};
     /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
     /// let batch = m.reserve(3)?;
     /// assert_eq!(batch.first(), 1_000);
@@ -94,7 +94,7 @@ impl NonceBatch {
     /// The highest nonce of the batch.
     ///
     /// ```
-    /// use monotonic_nonce::{ManualClock, NonceManager};
+    /// use monotonic_nonce::{NonceManager, clock::ManualClock};
     /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
     /// let batch = m.reserve(3)?;
     /// assert_eq!(batch.last(), 1_002);
@@ -119,7 +119,7 @@ impl NonceBatch {
     /// How many nonces the batch holds (at least 1).
     ///
     /// ```
-    /// use monotonic_nonce::{ManualClock, NonceManager};
+    /// use monotonic_nonce::{NonceManager, clock::ManualClock};
     /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
     /// let batch = m.reserve(3)?;
     /// assert_eq!(batch.len(), 3);
@@ -149,7 +149,7 @@ impl NonceBatch {
     /// An iterator over the batch's nonces, lowest first.
     ///
     /// ```
-    /// use monotonic_nonce::{ManualClock, NonceManager};
+    /// use monotonic_nonce::{NonceManager, clock::ManualClock};
     /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
     /// let batch = m.reserve(3)?;
     /// assert_eq!(batch.iter().collect::<Vec<_>>(), [1_000, 1_001, 1_002]);
@@ -182,7 +182,7 @@ impl IntoIterator for &NonceBatch {
 /// The nonces of a [`NonceBatch`], lowest first (or from either end).
 ///
 /// ```
-/// use monotonic_nonce::{ManualClock, NonceManager};
+/// use monotonic_nonce::{NonceManager, clock::ManualClock};
 /// let m = NonceManager::builder().clock(ManualClock::new(1_000)).build()?;
 /// let batch = m.reserve(3)?;
 /// let mut it = batch.into_iter();

@@ -1,0 +1,24 @@
+//! The bot's side: nonces for the requests it signs.
+//!
+//! [`NonceManager`] hands out strictly increasing nonces
+//! from any number of threads with one compare-exchange (the formula in
+//! `formula.rs`); [`NonceManagerBuilder`] configures it, including the
+//! durable mark (`persist`, whose protocol is in `persist.rs`). Around it:
+//! batches ([`NonceBatch`]), what a server said about a refused nonce
+//! ([`NonceFeedback`]), the bounded retry ([`retry_with_nonce`]), and a clock
+//! that follows the server's ([`OffsetClock`]).
+
+pub(crate) mod batch;
+mod feedback;
+pub(crate) mod formula;
+mod manager;
+mod offset_clock;
+pub(crate) mod persist;
+mod recovery;
+
+pub use crate::error::PersistError;
+pub use batch::{NonceBatch, NonceBatchIter};
+pub use feedback::NonceFeedback;
+pub use manager::{HistoryEntry, NonceManager, NonceManagerBuilder};
+pub use offset_clock::OffsetClock;
+pub use recovery::{retry_with_nonce, retry_with_nonce_async, RetryError, RetryPolicy};
