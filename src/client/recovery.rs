@@ -193,7 +193,7 @@ fn after_error<C: Clock, E>(
 ///
 /// | piece | what it does |
 /// |---|---|
-/// | `NonceFeedback` | `AlreadyUsed { last_nonce }`, `TooLow { last_nonce }`, `TooFarInFuture { max_nonce }`, `ClockSkew`, `Other`; from a `Rejection`, an `ErrorBody`, or (feature `serde`) `serde_json::from_str::<NonceFeedback>(body)` on the server's error body: the crate's own (`lastNonce` as a number or a decimal string, extra fields ignored), Kraken's `{"error":["EAPI:Invalid nonce"]}`, Binance's `-1021` (a clock problem: `ClockSkew`), Bitfinex's `["error",10114,"nonce: small"]`, Hyperliquid's `"Invalid nonce: duplicate nonce N"`, and plain `{"error":"Nonce too low"}`; a number in the message (`"nonce must be greater than N"`) is taken as the one to move past (`tests/protocol.rs`) |
+/// | `NonceFeedback` | `AlreadyUsed { last_nonce }`, `TooLow { last_nonce }`, `TooFarInFuture { max_nonce }`, `ClockSkew`, `Other`; from a `Rejection`, an `ErrorBody`, or (feature `serde`) `serde_json::from_str::<NonceFeedback>(body)` on the server's error body: the crate's own (`lastNonce` as a number or a decimal string, extra fields ignored), Kraken's `{"error":["EAPI:Invalid nonce"]}`, Binance's `-1021` (a clock problem: `ClockSkew`), Bitfinex's `["error",10114,"nonce: small"]`, Hyperliquid's `"Invalid nonce: duplicate nonce N"`, and plain `{"error":"Nonce too low"}`; a number in the message (`"nonce must be greater than N"`) is taken as the one to move past (`tests/it/protocol.rs`) |
 /// | `NonceManager::apply_feedback` | a reported `lastNonce` moves the manager past it (`advance_past`); "too far in the future" is returned as `NonceError::ServerSaysTooFarAhead` and a time-window error as `NonceError::ServerSaysClockSkew` (this side's clock or strategy is wrong), never "fixed" by changing nonces |
 /// | `retry_with_nonce`, `retry_with_nonce_async` | a fresh nonce per attempt, feedback applied between attempts, at most `max_attempts`; any other error returned at once, unchanged; `RetryError` says how many attempts were made and carries the last error. The async twin takes any `Future` and needs no runtime |
 /// | `OffsetClock` | a `Clock` following the server's clock: `observe(sent, server, received)` per round trip; the offset comes from the fastest of the last 8 round trips (NTP's rule); lock-free reads; share it with a manager through `Arc` |
@@ -202,19 +202,7 @@ fn after_error<C: Clock, E>(
 /// | `clock_faults()` | how many calls found the clock failing or stepped back and carried on from `last` |
 ///
 /// **Two bots on one key.** Two processes, each with its own `Millis` manager, sending 10 requests per ms each to a
-/// `Strict` exchange (`two_bots_on_one_key` in `tests/recovery.rs`, deterministic, run with `cargo test --test recovery`):
-///
-/// | setup | requests | rejections | requests that failed |
-/// |---|---:|---:|---:|
-/// | `Millis` + `Millis`, no recovery | 2 000 | 1 000 | 1 000 |
-/// | `Distributed { 0, 2 }` + `Distributed { 1, 2 }` | 2 000 | 0 | 0 |
-/// | `Millis` + `Millis`, `retry_with_nonce` + `apply_feedback` | 2 000 (3 999 attempts) | 1 999 | 0 |
-///
-/// Feedback makes every request succeed, but two managers on one key keep leapfrogging each other: every request but
-/// the first collides once. Only disjoint nonce spaces end the collisions: `Distributed`, or one shared manager.
-///
-/// **Two bots on one key.** Two processes, each with its own `Millis` manager, sending 10 requests per ms each to a
-/// `Strict` exchange (`two_bots_on_one_key` in `tests/recovery.rs`, deterministic, run with `cargo test --test recovery`):
+/// `Strict` exchange (`two_bots_on_one_key` in `tests/it/recovery.rs`, deterministic, run with `cargo test --test it recovery::`):
 ///
 /// | setup | requests | rejections | requests that failed |
 /// |---|---:|---:|---:|

@@ -6,7 +6,6 @@
 //! printed, and no nonce ever repeats.
 //!
 //! The child is this same test binary, running the ignored test `crash_child`.
-#![cfg(unix)]
 
 use monotonic_nonce::{clock::ClockError, Clock, NonceManager, SystemClock};
 use std::collections::HashSet;
@@ -68,7 +67,7 @@ fn kill_9_never_repeats_a_nonce() {
     for run in 0..60 {
         let back_ms = if run % 2 == 1 { 3_600_000 } else { 0 };
         let mut child = Command::new(&exe)
-            .args(["crash_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args(["crash::crash_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
             .env(PATH_ENV, &path)
             .env(BACK_ENV, back_ms.to_string())
             .stdout(Stdio::piped())

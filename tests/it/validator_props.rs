@@ -2,9 +2,7 @@
 //! random operation sequences, including huge jumps and values near u64::MAX;
 //! with `max_accounts` it never accepts a replay.
 
-mod common;
-
-use common::model::Model;
+use crate::common::model::Model;
 use monotonic_nonce::{NonceValidator, Policy};
 use proptest::prelude::*;
 use std::collections::HashSet;

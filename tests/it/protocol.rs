@@ -1,7 +1,6 @@
 //! The wire protocol: the error body a validator sends, read back as
 //! `NonceFeedback` with `serde_json::from_str`, for the crate's own body and
 //! for the nonce errors of the exchanges bots talk to.
-#![cfg(feature = "serde")]
 
 use monotonic_nonce::protocol::{ErrorBody, JsonNumbers};
 use monotonic_nonce::{client::NonceFeedback, clock::ClockError, strategy::JS_SAFE_MAX, Rejection};
