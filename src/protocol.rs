@@ -265,17 +265,22 @@ mod json {
         }
     }
 
+    /// The detail fields' JSON names, in the order they are written; the one
+    /// place they are spelled.
+    const FIELDS: [&str; 5] = ["lastNonce", "attemptedNonce", "maxNonce", "minNonce", "ceiling"];
+
+    impl ErrorDetails {
+        /// The fields' values, in the order of [`FIELDS`].
+        fn values(&self) -> [Option<u64>; 5] {
+            [self.last_nonce, self.attempted_nonce, self.max_nonce, self.min_nonce, self.ceiling]
+        }
+    }
+
     impl Serialize for ErrorDetails {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let fields = [
-                ("lastNonce", self.last_nonce),
-                ("attemptedNonce", self.attempted_nonce),
-                ("maxNonce", self.max_nonce),
-                ("minNonce", self.min_nonce),
-                ("ceiling", self.ceiling),
-            ];
-            let mut map = s.serialize_map(Some(fields.iter().filter(|f| f.1.is_some()).count()))?;
-            for (key, value) in fields {
+            let values = self.values();
+            let mut map = s.serialize_map(Some(values.iter().filter(|v| v.is_some()).count()))?;
+            for (key, value) in FIELDS.into_iter().zip(values) {
                 if let Some(n) = value {
                     map.serialize_entry(key, &nonce_value(n, self.numbers))?;
                 }
@@ -323,20 +328,18 @@ mod json {
                         .ok_or_else(|| de::Error::custom(format!("`{k}` is not a non-negative integer"))),
                 }
             };
-            let numbers = if ["lastNonce", "attemptedNonce", "maxNonce", "minNonce", "ceiling"]
-                .iter()
-                .any(|k| matches!(v.get(*k), Some(Value::String(_))))
-            {
+            let numbers = if FIELDS.iter().any(|k| matches!(v.get(*k), Some(Value::String(_)))) {
                 JsonNumbers::Strings
             } else {
                 JsonNumbers::Auto
             };
+            let [last_nonce, attempted_nonce, max_nonce, min_nonce, ceiling] = FIELDS.map(get);
             Ok(ErrorDetails {
-                last_nonce: get("lastNonce")?,
-                attempted_nonce: get("attemptedNonce")?,
-                max_nonce: get("maxNonce")?,
-                min_nonce: get("minNonce")?,
-                ceiling: get("ceiling")?,
+                last_nonce: last_nonce?,
+                attempted_nonce: attempted_nonce?,
+                max_nonce: max_nonce?,
+                min_nonce: min_nonce?,
+                ceiling: ceiling?,
                 numbers,
             })
         }
