@@ -38,7 +38,14 @@ local key = KEYS[1]
 local op, policy, param, nh, nl, gh, gl, th, tl, node = struct.unpack('>BBI4I4I4I4I4I4I4B', ARGV[1])
 local ttl = th * 4294967296 + tl
 
-local function run()
+-- Every answer goes out through `answer`: on a cluster it names the master
+-- that gave it.
+local function answer(r)
+  if node == 67 then -- 'C'
+    return {r, redis.call('CLUSTER', 'MYID')}
+  end
+  return r
+end
 
 -- Strict, validate or check: the common case, inline (no helper closures, one GET,
 -- at most one SET, one unpack of the value and one pack of the new one). A refusal by a stored nonce
@@ -48,15 +55,15 @@ if policy == 83 and op ~= 108 then -- 'S', and not 'l'
   local value = redis.call('GET', key)
   if value then
     if #value ~= 9 then
-      return redis.error_reply('monotonic-nonce: the key holds state of another policy')
+      return answer(redis.error_reply('monotonic-nonce: the key holds state of another policy'))
     end
     local tag, vh, vl = struct.unpack('>BI4I4', value)
     if tag ~= 83 then
-      return redis.error_reply('monotonic-nonce: the key holds state of another policy')
+      return answer(redis.error_reply('monotonic-nonce: the key holds state of another policy'))
     end
-    if (vh > gh or (vh == gh and vl > gl)) and (nh < vh or (nh == vh and nl <= vl)) then return value end
+    if (vh > gh or (vh == gh and vl > gl)) and (nh < vh or (nh == vh and nl <= vl)) then return answer(value) end
   end
-  if nh < gh or (nh == gh and nl <= gl) then return {2, gh, gl} end
+  if nh < gh or (nh == gh and nl <= gl) then return answer({2, gh, gl}) end
   if op == 118 then -- 'v'
     if ttl > 0 then
       redis.call('SET', key, struct.pack('>BI4I4', 83, nh, nl), 'KEEPTTL')
@@ -67,7 +74,7 @@ if policy == 83 and op ~= 108 then -- 'S', and not 'l'
       redis.call('SET', key, struct.pack('>BI4I4', 83, nh, nl))
     end
   end
-  return 0
+  return answer(0)
 end
 
 op, policy = string.char(op), string.char(policy)
@@ -118,23 +125,23 @@ else
   if not value then value = nil end
 end
 if value and string.sub(value, 1, 1) ~= policy then
-  return redis.error_reply('monotonic-nonce: the key holds state of another policy')
+  return answer(redis.error_reply('monotonic-nonce: the key holds state of another policy'))
 end
 
 if op == 'l' then
-  if not value then return {4, 0, 0} end
+  if not value then return answer({4, 0, 0}) end
   if policy == 'S' or policy == 'W' then
     local h, l = struct.unpack('>I4I4', value, 2)
-    return {3, h, l}
+    return answer({3, h, l})
   end
   local count = struct.unpack('>I4', value, 2)
   local h, l = struct.unpack('>I4I4', value, 6 + (count - 1) * 8)
-  return {3, h, l}
+  return answer({3, h, l})
 end
 
 -- below or at the floor: refused, whatever the state
 if cmp(nh, nl, gh, gl) <= 0 then
-  if not value then return {2, gh, gl} end
+  if not value then return answer({2, gh, gl}) end
   local h, l
   if policy == 'K' then
     local count = struct.unpack('>I4', value, 2)
@@ -142,7 +149,7 @@ if cmp(nh, nl, gh, gl) <= 0 then
   else
     h, l = struct.unpack('>I4I4', value, 2)
   end
-  return refuse(2, h, l)
+  return answer(refuse(2, h, l))
 end
 
 local record = (op == 'v')
@@ -157,7 +164,7 @@ if not value then
     end
     expire()
   end
-  return 0
+  return answer(0)
 end
 
 if policy == 'K' then
@@ -172,10 +179,10 @@ if policy == 'K' then
   local at = count + 1 -- where n goes: the first value above it
   for i = 1, count do
     local c = cmp(nh, nl, hs[i], ls[i])
-    if c == 0 then return refuse(1, th, tl) end
+    if c == 0 then return answer(refuse(1, th, tl)) end
     if c < 0 then at = i break end
   end
-  if count >= k and at == 1 then return refuse(2, th, tl) end
+  if count >= k and at == 1 then return answer(refuse(2, th, tl)) end
   if record then
     local parts = {}
     local first = 1
@@ -186,7 +193,7 @@ if policy == 'K' then
     redis.call('SET', key, 'K' .. struct.pack('>I4', #parts) .. table.concat(parts), 'KEEPTTL')
     expire()
   end
-  return 0
+  return answer(0)
 end
 
 -- Window(w)
@@ -223,29 +230,29 @@ end
 
 if cmp(nh, nl, hh, hl) <= 0 then
   local d = diff(hh, hl, nh, nl)
-  if d == nil or d > w then return refuse(2, hh, hl) end
+  if d == nil or d > w then return answer(refuse(2, hh, hl)) end
   local seen
   if has_ring then
     seen = redis.call('GETBIT', key, ring_bit(nh, nl)) == 1
   else
     seen = cmp(nh, nl, lh, ll) >= 0
   end
-  if seen then return refuse(1, hh, hl) end
-  if not record then return 0 end
+  if seen then return answer(refuse(1, hh, hl)) end
+  if not record then return answer(0) end
 else
-  if not record then return 0 end
+  if not record then return answer(0) end
   local d = diff(nh, nl, hh, hl)
   if d == nil or d > w then
     -- a jump past the whole window: everything seen falls out
     redis.call('SET', key, 'W' .. pack(nh, nl) .. pack(nh, nl) .. '\0', 'KEEPTTL')
     expire()
-    return 0
+    return answer(0)
   end
   if not has_ring and d == 1 then
     -- the run grows: no ring needed
     redis.call('SETRANGE', key, 1, pack(nh, nl))
     expire()
-    return 0
+    return answer(0)
   end
 end
 
@@ -286,11 +293,4 @@ if cmp(nh, nl, hh, hl) > 0 then
 end
 redis.call('SETBIT', key, ring_bit(nh, nl), 1)
 expire()
-return 0
-end
-
-local reply = run()
-if node == 67 then -- 'C'
-  return {reply, redis.call('CLUSTER', 'MYID')}
-end
-return reply
+return answer(0)
