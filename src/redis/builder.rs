@@ -416,7 +416,9 @@ impl<C: Clock> RedisValidatorBuilder<C> {
                     meta_key,
                     settings,
                     check_eviction: durability.readable,
-                    probe_deadline: self.timeout / 2,
+                    // one server: the whole response timeout; a cluster: half, so that a
+                    // check with one hung master still ends within the call's budget
+                    probe_deadline: if matches!(target, Target::Cluster(_)) { self.timeout / 2 } else { self.timeout },
                     now_ms: now,
                     floor,
                 }),

@@ -386,7 +386,7 @@ impl<C: Clock> RedisValidator<C> {
     }
 
     /// Runs the guard's check (at once when `force`) within its budget: two
-    /// response timeouts (each master's probe has half of one).
+    /// response timeouts (one server is probed within one; a cluster's masters within half of one each).
     async fn checked(&self, now: Option<u64>, force: bool) -> Result<u64, Rejection> {
         let check = self.inner.guard.ensure_checked(&self.inner.conn, now, &self.inner.limits, force);
         self.guarded(None, self.inner.timeout.saturating_mul(2), check).await?;
