@@ -376,7 +376,8 @@ impl<C: Clock> RedisValidator<C> {
     fn ttl_ms(&self, nonce: u64, now: Option<u64>) -> u64 {
         let Some(b) = self.inner.limits.bounds else { return 0 };
         let (Some(past), Some(now)) = (b.max_past_ms, now) else { return 0 };
-        let until = b.scale.ms_of(nonce).saturating_add(past).saturating_add(self.inner.expiry_margin_ms);
+        let until =
+            self.inner.limits.scale.ms_of(nonce).saturating_add(past).saturating_add(self.inner.expiry_margin_ms);
         until.saturating_sub(now).max(1)
     }
 

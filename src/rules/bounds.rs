@@ -127,10 +127,9 @@ impl TimeBounds {
     }
 }
 
-/// The time bounds, in milliseconds, and the scale that turns a nonce into time.
+/// The time bounds, in milliseconds (the scale that turns a nonce into time is the [`Limits`]').
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Bounds {
-    pub(crate) scale: TimeScale,
     pub(crate) max_past_ms: Option<u64>,
     pub(crate) max_future_ms: Option<u64>,
 }
@@ -159,7 +158,6 @@ impl Limits {
         }
         let bounds = if max_past.is_some() || max_future.is_some() {
             Some(Bounds {
-                scale,
                 max_past_ms: max_past.map(|d| BuildError::duration_ms("max_past", d)).transpose()?,
                 max_future_ms: max_future.map(|d| BuildError::duration_ms("max_future", d)).transpose()?,
             })
@@ -181,18 +179,18 @@ impl Limits {
         }
         let Some(b) = self.bounds else { return Ok(()) };
         let now = now().map_err(Rejection::ClockUnavailable)?;
-        let t = b.scale.ms_of(nonce);
+        let t = self.scale.ms_of(nonce);
         if let Some(limit) = b.max_future_ms.and_then(|f| now.checked_add(f)) {
             if t > limit {
                 // the largest nonce standing for `limit`, for the client's information
-                let max_nonce = b.scale.last_nonce_at(limit).min(self.ceiling);
+                let max_nonce = self.scale.last_nonce_at(limit).min(self.ceiling);
                 return Err(Rejection::TooFarInFuture { max_nonce, attempted_nonce: nonce });
             }
         }
         if let Some(past) = b.max_past_ms {
             let oldest = now.saturating_sub(past);
             if t < oldest {
-                let min_nonce = b.scale.first_nonce_at(oldest).unwrap_or(u64::MAX);
+                let min_nonce = self.scale.first_nonce_at(oldest).unwrap_or(u64::MAX);
                 return Err(Rejection::TooOld { min_nonce, attempted_nonce: nonce });
             }
         }
@@ -226,7 +224,7 @@ mod tests {
         Limits {
             ceiling: 1 << 62,
             scale: TimeScale::new(1_000).unwrap(),
-            bounds: Some(Bounds { scale: TimeScale::new(1_000).unwrap(), max_past_ms: past, max_future_ms: future }),
+            bounds: Some(Bounds { max_past_ms: past, max_future_ms: future }),
         }
     }
 
