@@ -364,3 +364,34 @@ fn one_hung_master_does_not_stop_the_others() {
     clock.advance(1_000);
     assert_eq!(answered(&rt, &v, on_hung[0], now + 100), Ok(()), "the hung master's accounts after it resumed");
 }
+
+/// The master that holds the prefix's record hung: the guard's checks skip
+/// the epoch until it answers, and the other masters' accounts are answered.
+#[test]
+fn a_hung_master_holding_the_prefix_record_does_not_stop_the_others() {
+    let cluster = RedisCluster::start(&["--appendfsync", "always"]);
+    let rt = runtime();
+    let clock = ManualClock::new(T0);
+    let v = rt.block_on(cluster_gateway(cluster.urls(), &clock, "hm", Duration::from_millis(300))).unwrap();
+    let now = clock.now_ms().unwrap();
+    let hung = cluster.master_holding("{hm}:meta");
+    let healthy: Vec<String> = (0..30)
+        .map(|i| format!("a{i}"))
+        .filter(|a| {
+            rt.block_on(v.validate(a, now)).unwrap();
+            cluster.nodes[hung].cli(&["EXISTS", &format!("{{hm:{a}}}")]).trim() != "1"
+        })
+        .collect();
+    assert!(!healthy.is_empty());
+    cluster.nodes[hung].pause();
+    let mut answered_ok = 0;
+    for (i, a) in healthy.iter().cycle().take(10).enumerate() {
+        clock.advance(500); // a periodic check every other call
+        match rt.block_on(v.validate(a, now + 1 + i as u64)) {
+            Ok(()) => answered_ok += 1,
+            other => eprintln!("{a}: {other:?}"),
+        }
+    }
+    cluster.nodes[hung].resume();
+    assert_eq!(answered_ok, 10, "calls for accounts on the healthy masters while the record's master hangs");
+}

@@ -179,15 +179,15 @@ impl Guard {
             (known.masters.iter().map(|m| m.addr.clone()).collect::<Vec<_>>(), known.masters.clone())
         };
         let reading = topology::read(conn, &seeds, &before, self.probe_deadline).await?;
-        let record = match meta::read(conn, &self.meta_key).await {
-            Ok(record) => Some(record?),
-            // on a cluster, the master holding the record may be the one that hangs:
-            // its epoch is read at a later check; one server that fails fails the check
-            Err(e) if matches!(conn, Conn::Cluster(_)) && !reading.unreachable.is_empty() => {
-                let _ = e;
-                None
-            }
-            Err(e) => return Err(format!("cannot read the prefix's record: {e}")),
+        // within one probe's deadline: on a cluster the master holding the record may be
+        // the one that hangs, and then its epoch is compared at a later check (that master
+        // stays doubted); one server that does not answer fails the check
+        let read = tokio::time::timeout(self.probe_deadline, meta::read(conn, &self.meta_key)).await;
+        let record = match read {
+            Ok(Ok(record)) => Some(record?),
+            Err(_) | Ok(Err(_)) if matches!(conn, Conn::Cluster(_)) && !reading.unreachable.is_empty() => None,
+            Ok(Err(e)) => return Err(format!("cannot read the prefix's record: {e}")),
+            Err(_) => return Err("the prefix's record was not read in time".to_owned()),
         };
         if let Some(Some(m)) = &record {
             if m.settings != self.settings {
