@@ -9,7 +9,15 @@ use crate::error::BuildError;
 use std::fmt;
 use std::time::Duration;
 
-/// Configures a [`NonceIssuer`].
+/// Configures a [`NonceIssuer`]; [`build`](Self::build) refuses every invalid setting.
+///
+/// ```
+/// use monotonic_nonce::NonceIssuer;
+/// use std::time::Duration;
+/// let issuer = NonceIssuer::builder().prefix("gw-eu-01").window(4_096).max_age(Duration::from_secs(600)).build()?;
+/// assert!(issuer.issue().starts_with("gw-eu-01"));
+/// # Ok::<(), monotonic_nonce::BuildError>(())
+/// ```
 #[must_use = "a builder does nothing until .build()"]
 pub struct NonceIssuerBuilder<C: Clock = SystemClock> {
     window: u64,

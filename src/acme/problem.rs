@@ -1,6 +1,11 @@
 //! The RFC 7807 problem document an ACME server answers a bad nonce with.
 
 /// The ACME error type for a refused nonce (RFC 8555 §6.5).
+///
+/// ```
+/// use monotonic_nonce::acme::{BadNonce, ACME_BAD_NONCE};
+/// assert_eq!(BadNonce::AlreadyUsed.problem().r#type, ACME_BAD_NONCE);
+/// ```
 pub const ACME_BAD_NONCE: &str = "urn:ietf:params:acme:error:badNonce";
 
 /// An RFC 7807 problem document, as ACME servers answer errors

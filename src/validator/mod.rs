@@ -88,6 +88,13 @@ impl BuildHasher for DefaultHashBuilder {
 
 /// The hasher [`DefaultHashBuilder`] builds (opaque: which hash function is
 /// behind it is not part of the API).
+///
+/// ```
+/// use monotonic_nonce::validator::DefaultHashBuilder;
+/// use std::hash::BuildHasher;
+/// let b = DefaultHashBuilder::default();
+/// assert_eq!(b.hash_one(42u64), b.hash_one(42u64)); // one builder, one seed
+/// ```
 #[derive(Clone)]
 pub struct DefaultHasher(foldhash::quality::FoldHasher<'static>);
 
