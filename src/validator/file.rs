@@ -4,6 +4,7 @@
 
 use super::snapshot::{ValidatorSnapshot, SNAPSHOT_VERSION};
 use crate::error::SnapshotError;
+use serde::Deserialize;
 use std::path::Path;
 
 impl<K: serde::Serialize> ValidatorSnapshot<K> {
@@ -65,8 +66,10 @@ impl<K: serde::de::DeserializeOwned> ValidatorSnapshot<K> {
         let path = path.as_ref();
         let bytes =
             std::fs::read(path).map_err(|source| SnapshotError::Io { path: path.to_owned(), doing: "read", source })?;
-        let version: Versioned =
-            serde_json::from_slice(&bytes).map_err(|source| SnapshotError::Format { path: path.to_owned(), source })?;
+        // parsed once: the version read first, then the snapshot, then (a clean one) rewritten
+        let format = |source| SnapshotError::Format { path: path.to_owned(), source };
+        let mut value: serde_json::Value = serde_json::from_slice(&bytes).map_err(format)?;
+        let version = Versioned::deserialize(&value).map_err(format)?;
         if version.version != SNAPSHOT_VERSION {
             return Err(SnapshotError::Version {
                 path: path.to_owned(),
@@ -74,16 +77,12 @@ impl<K: serde::de::DeserializeOwned> ValidatorSnapshot<K> {
                 expected: SNAPSHOT_VERSION,
             });
         }
-        let snapshot: Self =
-            serde_json::from_slice(&bytes).map_err(|source| SnapshotError::Format { path: path.to_owned(), source })?;
+        let snapshot = Self::deserialize(&value).map_err(format)?;
         if snapshot.clean_shutdown {
             // this load is the one clean restore the file allows: mark it used
             // (durably) before anyone can act on it
-            let mut used: serde_json::Value = serde_json::from_slice(&bytes)
-                .map_err(|source| SnapshotError::Format { path: path.to_owned(), source })?;
-            used["clean_shutdown"] = serde_json::Value::Bool(false);
-            let used =
-                serde_json::to_vec(&used).map_err(|source| SnapshotError::Format { path: path.to_owned(), source })?;
+            value["clean_shutdown"] = serde_json::Value::Bool(false);
+            let used = serde_json::to_vec(&value).map_err(format)?;
             crate::atomic_file::replace(path, &used).map_err(|f| SnapshotError::Io {
                 path: f.path,
                 doing: f.doing,
