@@ -36,10 +36,9 @@ pub(super) trait Extra: Copy + std::fmt::Debug + Send + Sync + 'static {
     fn restored(floor: u64) -> Option<Self>;
     /// The account's own floor; `None`: the validator's.
     fn floor(self) -> Option<u64>;
-    /// Its LRU node (`NIL`: none).
-    fn node(self) -> u32;
-    /// Puts it on the LRU list as `node` (only in bounded shards, which are [`OwnFloor`]).
-    fn set_node(&mut self, node: u32);
+    /// Its node in the shard's LRU list (`NIL` while on none); `None` for a
+    /// kind that is never on a list (bounded shards are [`OwnFloor`]).
+    fn node_mut(&mut self) -> Option<&mut u32>;
 }
 
 /// The account's own floor and its node in the shard's LRU list (`NIL` while
@@ -61,11 +60,8 @@ impl Extra for OwnFloor {
     fn floor(self) -> Option<u64> {
         Some(self.floor)
     }
-    fn node(self) -> u32 {
-        self.node
-    }
-    fn set_node(&mut self, node: u32) {
-        self.node = node;
+    fn node_mut(&mut self) -> Option<&mut u32> {
+        Some(&mut self.node)
     }
 }
 
@@ -87,11 +83,8 @@ impl Extra for Shared {
     fn floor(self) -> Option<u64> {
         None
     }
-    fn node(self) -> u32 {
-        NIL
-    }
-    fn set_node(&mut self, _: u32) {
-        debug_assert!(false, "a shard of `Shared` buckets has no LRU list");
+    fn node_mut(&mut self) -> Option<&mut u32> {
+        None
     }
 }
 
@@ -239,9 +232,10 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, E: Extra> Shard<K, S, T, E>
         let param = self.param;
         if let Some(entry) = self.table.find_mut(hash, |e| e.key.borrow() == account) {
             entry.admit(nonce, param, &mut self.side, floor)?;
-            let node = entry.extra.node();
-            if node != NIL {
-                self.lru.touch(node);
+            if let Some(&mut node) = entry.extra.node_mut() {
+                if node != NIL {
+                    self.lru.touch(node);
+                }
             }
             return Ok(None);
         }
@@ -312,9 +306,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, E: Extra> Shard<K, S, T, E>
     fn insert(&mut self, hash: u64, mut entry: Entry<K, T, E>) -> Evicted {
         let mut evicted = None;
         if let Some(capacity) = &self.capacity {
-            // at the validator's bound (or the LRU's index space): evict this shard's
-            // least recently active account, if it has one
-            // at the validator's bound: this shard's least recently active account makes room
+            // at the validator's bound (or the LRU's index space): this shard's least
+            // recently active account, if it has one, makes room
             let evict = capacity.claim() && !self.lru.is_empty();
             let pushed = if evict { None } else { self.lru.push(entry.key.clone()) };
             let node = match pushed {
@@ -335,7 +328,10 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, E: Extra> Shard<K, S, T, E>
                     None => NIL,
                 },
             };
-            entry.extra.set_node(node);
+            // a capacity comes only with `OwnFloor` buckets (`own_floors`), which keep a node
+            if let Some(slot) = entry.extra.node_mut() {
+                *slot = node;
+            }
         }
         let hasher = &self.hasher;
         self.table.insert_unique(hash, entry, |e| hasher.hash_one(&e.key));

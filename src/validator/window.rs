@@ -37,27 +37,96 @@ pub enum WindowVerdict {
     Seen,
 }
 
+/// The seen set of a window without a ring: every value in `[low, base]`
+/// was seen, and bit `i` of `pending` stands for `base + 1 + i` (`base` is
+/// the highest less what is pending above it; see [`Window`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    /// The run's start; never 0 (nonces are positive), which gives
+    /// [`Boxed`]'s two forms a niche to tell them apart in.
+    low: NonZeroU64,
+    pending: u64,
+}
+
+impl Run {
+    /// The run of `low` alone.
+    fn starting_at(low: u64) -> Self {
+        Self { low: start(low), pending: 0 }
+    }
+
+    /// The run's end (`base`), given the window's highest: the highest less
+    /// what is pending above it (the bitmap's top bit stands for the highest).
+    fn end(&self, highest: u64) -> u64 {
+        if self.pending == 0 {
+            highest
+        } else {
+            // highest = base + 1 + top bit index = base + 64 - leading zeros
+            highest - (64 - u64::from(self.pending.leading_zeros()))
+        }
+    }
+
+    /// Sets `n` (above the run's end `base`, within 64 of it) in the bitmap,
+    /// then folds the bitmap's run of set low bits into the run.
+    fn set_above(&mut self, base: u64, n: u64) {
+        let bits = self.pending | (1u64 << (n - base - 1));
+        self.pending = bits.checked_shr(bits.trailing_ones()).unwrap_or(0);
+    }
+}
+
+/// A run's start: a run starts at a nonce, never 0 (were it 0, 1 is the same run).
+fn start(low: u64) -> NonZeroU64 {
+    NonZeroU64::new(low).unwrap_or(NonZeroU64::MIN)
+}
+
+/// A window's storage as it is now: the ring, or the run kept until one is built.
+#[derive(Debug)]
+pub enum Storage<'a> {
+    /// The ring's words.
+    Ring(&'a [u64]),
+    /// The run (heap storage before its ring is built).
+    Run(&'a Run),
+}
+
+/// [`Storage`], mutably.
+#[derive(Debug)]
+pub enum StorageMut<'a> {
+    /// The ring's words.
+    Ring(&'a mut [u64]),
+    /// The run (heap storage before its ring is built).
+    Run(&'a mut Run),
+}
+
 /// Where a window keeps its ring: on the heap ([`Boxed`], any width) or
 /// inline ([`Inline`], for widths whose ring has exactly `N` words).
 pub trait Ring: Default + Clone + PartialEq + Eq + std::fmt::Debug {
-    /// The ring's words, if it is built (an inline ring always is).
-    fn words(&self) -> Option<&[u64]>;
-    /// The ring's words, mutably, if it is built.
-    fn words_mut(&mut self) -> Option<&mut [u64]>;
+    /// Storage holding the run of `low` alone instead of a ring; `None` for
+    /// storage that is always a ring.
+    fn run_of(low: u64) -> Option<Self>;
+    /// The ring, or the run kept until it is built (an inline ring always is).
+    fn storage(&self) -> Storage<'_>;
+    /// The same, mutably.
+    fn storage_mut(&mut self) -> StorageMut<'_>;
     /// Builds a zeroed ring of `len` words (`len` is `ring_words(w)`).
     fn build(&mut self, len: usize);
     /// Heap bytes the ring holds.
     fn heap_bytes(&self) -> usize;
-    /// The bitmap of values seen just above the run (bit `i`: `base + 1 + i`),
-    /// if this storage keeps one; `None`: the run is all there is before a ring.
-    fn pending(&self) -> Option<u64>;
-    /// Stores the bitmap (ignored by storage without one).
-    fn set_pending(&mut self, bits: u64);
-    /// The start of the contiguous run (ring-less mode only; 0 for storage
-    /// that is never ring-less).
-    fn low(&self) -> u64;
-    /// Stores the run's start (ignored by storage that is never ring-less).
-    fn set_low(&mut self, low: u64);
+
+    /// The ring's words, if it is built.
+    #[inline]
+    fn words(&self) -> Option<&[u64]> {
+        match self.storage() {
+            Storage::Ring(ring) => Some(ring),
+            Storage::Run(_) => None,
+        }
+    }
+    /// The ring's words, mutably, if it is built.
+    #[inline]
+    fn words_mut(&mut self) -> Option<&mut [u64]> {
+        match self.storage_mut() {
+            StorageMut::Ring(ring) => Some(ring),
+            StorageMut::Run(_) => None,
+        }
+    }
 }
 
 /// A ring on the heap, allocated when first needed, and until then the
@@ -67,14 +136,12 @@ pub trait Ring: Default + Clone + PartialEq + Eq + std::fmt::Debug {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Boxed(Heap);
 
-/// [`Boxed`]'s two forms. The run's start is never 0 (nonces are
-/// positive), and the compiler keeps which form it is in that niche: no
-/// separate tag, so telling the two apart is one comparison.
+/// [`Boxed`]'s two forms. The compiler keeps which form it is in the run's
+/// start (never 0): no separate tag, so telling the two apart is one comparison.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Heap {
-    /// Without a ring: every value in `[low, base]` was seen (see [`Window`]),
-    /// and bit `i` of `pending` stands for `base + 1 + i`.
-    Run { low: NonZeroU64, pending: u64 },
+    /// Without a ring.
+    Run(Run),
     /// The ring, behind a one-word pointer (its length and capacity head
     /// the allocation); a `Box<[u64]>` is two words and would double the bucket.
     Ring(ThinVec<u64>),
@@ -82,24 +149,27 @@ enum Heap {
 
 impl Default for Boxed {
     fn default() -> Self {
-        // `low` is read only once something was accepted, and then set
-        Self(Heap::Run { low: NonZeroU64::MIN, pending: 0 })
+        // the start is read only once something was accepted, and then set
+        Self(Heap::Run(Run::starting_at(1)))
     }
 }
 
 impl Ring for Boxed {
+    fn run_of(low: u64) -> Option<Self> {
+        Some(Self(Heap::Run(Run::starting_at(low))))
+    }
     #[inline]
-    fn words(&self) -> Option<&[u64]> {
+    fn storage(&self) -> Storage<'_> {
         match &self.0 {
-            Heap::Ring(ring) => Some(ring),
-            Heap::Run { .. } => None,
+            Heap::Ring(ring) => Storage::Ring(ring),
+            Heap::Run(run) => Storage::Run(run),
         }
     }
     #[inline]
-    fn words_mut(&mut self) -> Option<&mut [u64]> {
+    fn storage_mut(&mut self) -> StorageMut<'_> {
         match &mut self.0 {
-            Heap::Ring(ring) => Some(ring),
-            Heap::Run { .. } => None,
+            Heap::Ring(ring) => StorageMut::Ring(ring),
+            Heap::Run(run) => StorageMut::Run(run),
         }
     }
     fn build(&mut self, len: usize) {
@@ -110,34 +180,7 @@ impl Ring for Boxed {
             // the words, and the length and capacity before them (two `usize`s:
             // thin-vec's header unless its `gecko-ffi` feature makes them `u32`s)
             Heap::Ring(ring) => ring.capacity() * 8 + 2 * std::mem::size_of::<usize>(),
-            Heap::Run { .. } => 0,
-        }
-    }
-    #[inline]
-    fn pending(&self) -> Option<u64> {
-        match self.0 {
-            Heap::Run { pending, .. } => Some(pending),
-            Heap::Ring(_) => Some(0),
-        }
-    }
-    #[inline]
-    fn set_pending(&mut self, bits: u64) {
-        if let Heap::Run { pending, .. } = &mut self.0 {
-            *pending = bits;
-        }
-    }
-    #[inline]
-    fn low(&self) -> u64 {
-        match self.0 {
-            Heap::Run { low, .. } => low.get(),
-            Heap::Ring(_) => 0,
-        }
-    }
-    #[inline]
-    fn set_low(&mut self, start: u64) {
-        if let Heap::Run { low, .. } = &mut self.0 {
-            // a run starts at a nonce, never 0; were it 0, 1 is the same run
-            *low = NonZeroU64::new(start).unwrap_or(NonZeroU64::MIN);
+            Heap::Run(_) => 0,
         }
     }
 }
@@ -158,11 +201,14 @@ impl<const N: usize> Default for Inline<N> {
 }
 
 impl<const N: usize> Ring for Inline<N> {
-    fn words(&self) -> Option<&[u64]> {
-        Some(&self.words[..])
+    fn run_of(_: u64) -> Option<Self> {
+        None
     }
-    fn words_mut(&mut self) -> Option<&mut [u64]> {
-        Some(&mut self.words[..])
+    fn storage(&self) -> Storage<'_> {
+        Storage::Ring(&self.words[..])
+    }
+    fn storage_mut(&mut self) -> StorageMut<'_> {
+        StorageMut::Ring(&mut self.words[..])
     }
     fn build(&mut self, len: usize) {
         // the state type is chosen by width, so `len == N`; a shorter ring would
@@ -173,14 +219,6 @@ impl<const N: usize> Ring for Inline<N> {
     fn heap_bytes(&self) -> usize {
         0
     }
-    fn pending(&self) -> Option<u64> {
-        None
-    }
-    fn set_pending(&mut self, _: u64) {}
-    fn low(&self) -> u64 {
-        0
-    }
-    fn set_low(&mut self, _: u64) {}
 }
 
 /// The seen set of one account under `Window(w)`; `w` is passed to each call.
@@ -190,10 +228,8 @@ pub struct Window<R = Boxed> {
     /// The highest accepted nonce; 0 while nothing was accepted (0 is never valid).
     highest: u64,
     /// With a ring: bit `n % 64` of word `(n / 64) % len` says whether `n` was seen,
-    /// for every `n` in the window. Without one (heap storage only): every value
-    /// in `[low, base]` was seen ([`Ring::low`]), and the pending values above
-    /// `base` ([`Ring::pending`]), nothing else in the window; `base` is
-    /// `highest` when nothing is pending.
+    /// for every `n` in the window. Without one (heap storage only): the
+    /// [`Run`] and the values pending above it, nothing else in the window.
     ring: R,
 }
 
@@ -212,8 +248,7 @@ impl<R: Ring> Window<R> {
     /// A window whose only value is `n` (the first, or after a jump past
     /// everything seen).
     fn only(n: u64) -> Self {
-        let mut win = Self { highest: n, ring: R::default() };
-        win.ring.set_low(n);
+        let mut win = Self { highest: n, ring: R::run_of(n).unwrap_or_default() };
         if let Some(ring) = win.ring.words_mut() {
             ring[slot(n, ring.len())] |= bit(n);
         }
@@ -244,34 +279,22 @@ impl<R: Ring> Window<R> {
         if self.highest - n > w {
             return Err(WindowVerdict::TooLow);
         }
-        let seen = match self.ring.words() {
-            None => {
-                let (base, pending) = self.run();
+        let seen = match self.ring.storage() {
+            Storage::Run(run) => {
+                let base = run.end(self.highest);
                 if n <= base {
-                    n >= self.ring.low()
+                    n >= run.low.get()
                 } else {
                     // n <= highest <= base + 64, so the bit index is below 64
-                    pending & (1u64 << ((n - base - 1) & 63)) != 0
+                    run.pending & (1u64 << ((n - base - 1) & 63)) != 0
                 }
             }
-            Some(ring) => ring[slot(n, ring.len())] & bit(n) != 0,
+            Storage::Ring(ring) => ring[slot(n, ring.len())] & bit(n) != 0,
         };
         if seen {
             Err(WindowVerdict::Seen)
         } else {
             Ok(())
-        }
-    }
-
-    /// The end of the contiguous run and the bitmap above it (ring-less mode):
-    /// bit `i` of the bitmap stands for `base + 1 + i`, its top bit for `highest`.
-    fn run(&self) -> (u64, u64) {
-        let pending = self.ring.pending().unwrap_or(0);
-        if pending == 0 {
-            (self.highest, 0)
-        } else {
-            // highest = base + 1 + top bit index = base + 64 - leading zeros
-            (self.highest - (64 - u64::from(pending.leading_zeros())), pending)
         }
     }
 
@@ -282,18 +305,15 @@ impl<R: Ring> Window<R> {
             *self = Self::only(n);
             return;
         }
-        if self.ring.words().is_none() {
-            let (base, pending) = self.run();
-            if n > base && n - base <= 64 && (n == base + 1 || self.ring.pending().is_some()) {
-                // into the bitmap, then fold its run of set low bits into the base
-                let bits = pending | (1u64 << (n - base - 1));
-                let absorbed = bits.trailing_ones();
+        if let StorageMut::Run(run) = self.ring.storage_mut() {
+            let base = run.end(self.highest);
+            if n > base && n - base <= 64 {
+                run.set_above(base, n);
                 self.highest = self.highest.max(n);
-                self.ring.set_pending(bits.checked_shr(absorbed).unwrap_or(0));
                 return;
             }
-            if n.checked_add(1) == Some(self.ring.low()) {
-                self.ring.set_low(n); // the run grows downwards (the first of a swapped pair came second)
+            if n.checked_add(1) == Some(run.low.get()) {
+                run.low = start(n); // the run grows downwards (the first of a swapped pair came second)
                 return;
             }
             // further below the run's start, or too far above it for the bitmap
@@ -358,22 +378,21 @@ impl<R: Ring> Window<R> {
     #[inline]
     fn admit_dense(&mut self, n: u64, w: u64) -> Option<Result<(), WindowVerdict>> {
         let highest = self.highest;
-        if highest == 0 || self.ring.words().is_some() {
+        let StorageMut::Run(run) = self.ring.storage_mut() else { return None };
+        if highest == 0 {
             return None;
         }
         let inside = n.abs_diff(highest) <= w;
-        let (base, pending) = self.run();
+        let base = run.end(highest);
         if !inside || n <= base || n - base > 64 {
             return None;
         }
         // n - base - 1 < 64; the bitmap's bits stop at the highest, so a set bit is seen
-        let mask = 1u64 << (n - base - 1);
-        if pending & mask != 0 {
+        if run.pending & (1u64 << (n - base - 1)) != 0 {
             return Some(Err(WindowVerdict::Seen));
         }
-        let bits = pending | mask;
+        run.set_above(base, n);
         self.highest = highest.max(n);
-        self.ring.set_pending(bits.checked_shr(bits.trailing_ones()).unwrap_or(0));
         Some(Ok(()))
     }
 
@@ -392,12 +411,12 @@ impl<R: Ring> Window<R> {
             return Vec::new();
         }
         let from = self.highest.saturating_sub(w).max(1);
-        match self.ring.words() {
-            None => {
-                let (base, pending) = self.run();
-                (self.ring.low().max(from)..=base).chain(above(base, pending).filter(|&n| n >= from)).collect()
+        match self.ring.storage() {
+            Storage::Run(run) => {
+                let base = run.end(self.highest);
+                (run.low.get().max(from)..=base).chain(above(base, run.pending).filter(|&n| n >= from)).collect()
             }
-            Some(ring) => (from..=self.highest).filter(|&n| ring[slot(n, ring.len())] & bit(n) != 0).collect(),
+            Storage::Ring(ring) => (from..=self.highest).filter(|&n| ring[slot(n, ring.len())] & bit(n) != 0).collect(),
         }
     }
 
@@ -406,14 +425,14 @@ impl<R: Ring> Window<R> {
     /// `low` is 0 (unused). Values pending above the run are written into a
     /// ring first (an owned copy).
     pub fn parts(&self, w: u64) -> (u64, u64, Option<Vec<u64>>) {
-        if self.ring.words().is_none() && self.run().1 != 0 {
-            let mut ringed = self.clone();
-            ringed.build_ring(w);
-            return (ringed.highest, 0, ringed.ring.words().map(<[u64]>::to_vec));
-        }
-        match self.ring.words() {
-            Some(ring) => (self.highest, 0, Some(ring.to_vec())),
-            None => (self.highest, self.ring.low(), None),
+        match self.ring.storage() {
+            Storage::Run(run) if run.pending != 0 => {
+                let mut ringed = self.clone();
+                ringed.build_ring(w);
+                (ringed.highest, 0, ringed.ring.words().map(<[u64]>::to_vec))
+            }
+            Storage::Run(run) => (self.highest, run.low.get(), None),
+            Storage::Ring(ring) => (self.highest, 0, Some(ring.to_vec())),
         }
     }
 
@@ -426,8 +445,7 @@ impl<R: Ring> Window<R> {
         match ring {
             None if low == 0 || low > highest => None,
             None => {
-                let mut win = Self { highest, ring: R::default() };
-                win.ring.set_low(low);
+                let mut win = Self { highest, ring: R::run_of(low).unwrap_or_default() };
                 if let Some(ring) = win.ring.words_mut() {
                     // storage that is always a ring: the run's part inside the window, as bits
                     fill_run(ring, low.max(highest.saturating_sub(w)), highest);
@@ -452,15 +470,15 @@ impl<R: Ring> Window<R> {
     /// Turns the run `[low, base]` and the values pending above it into ring
     /// bits (the part inside the window).
     fn build_ring(&mut self, w: u64) {
-        let (low, from) = (self.ring.low(), self.highest.saturating_sub(w));
-        let (hi, pending) = self.run();
+        let Storage::Run(&run) = self.ring.storage() else { return }; // built already
+        let (from, base) = (self.highest.saturating_sub(w), run.end(self.highest));
         self.ring.build(ring_words(w));
         let Some(ring) = self.ring.words_mut() else { return };
         let len = ring.len();
-        for n in above(hi, pending).filter(|&n| n >= from) {
+        for n in above(base, run.pending).filter(|&n| n >= from) {
             ring[slot(n, len)] |= bit(n);
         }
-        fill_run(ring, low.max(from), hi);
+        fill_run(ring, run.low.get().max(from), base);
     }
 }
 
