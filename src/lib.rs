@@ -16,6 +16,9 @@ mod atomic_file;
 pub mod client;
 pub mod clock;
 mod error;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod gateway;
 pub mod protocol;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -23,6 +26,7 @@ pub mod redis;
 pub mod rules;
 pub mod strategy;
 mod sync;
+pub mod telemetry;
 pub mod validator;
 
 // The headline names, the ones a user types first; everything else is in its module.

@@ -197,6 +197,23 @@ impl ErrorBody {
     }
 }
 
+impl ErrorBody {
+    /// A body with `code` and `message` and no details: for refusals that
+    /// are not a [`Rejection`] (a request a gateway could not read, say).
+    ///
+    /// ```
+    /// use monotonic_nonce::protocol::{ErrorBody, CODE_VALIDATION};
+    /// let body = ErrorBody::new(CODE_VALIDATION, "Missing nonce");
+    /// assert_eq!((body.http_status(), body.error.details.last_nonce), (400, None));
+    /// ```
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        ErrorBody {
+            status: STATUS_ERROR.to_owned(),
+            error: ErrorInfo { code: code.to_owned(), message: message.into(), details: ErrorDetails::default() },
+        }
+    }
+}
+
 impl Rejection {
     /// The JSON error body for this rejection (`lastNonce` included when the
     /// variant carries it; [`NonceValidator::error_body`](crate::NonceValidator::error_body)
@@ -238,10 +255,9 @@ impl Rejection {
             Rejection::Unavailable { .. } => (CODE_UNAVAILABLE, MSG_UNAVAILABLE),
             Rejection::AccountTooLong { .. } => (CODE_VALIDATION, MSG_ACCOUNT_TOO_LONG),
         };
-        ErrorBody {
-            status: STATUS_ERROR.to_owned(),
-            error: ErrorInfo { code: code.to_owned(), message: message.to_owned(), details: d },
-        }
+        let mut body = ErrorBody::new(code, message);
+        body.error.details = d;
+        body
     }
 }
 

@@ -6,6 +6,7 @@ use super::token::{self, Mac};
 use super::{NonceIssuer, DEFAULT_ISSUER_WINDOW, MAX_ISSUER_WINDOW};
 use crate::clock::{Clock, SystemClock};
 use crate::error::BuildError;
+use crate::telemetry::Issuer;
 use std::fmt;
 use std::time::Duration;
 
@@ -192,6 +193,7 @@ impl<C: Clock> NonceIssuerBuilder<C> {
             max_age_ms,
             reject_below,
             clock: self.clock,
+            telemetry: Issuer::new(),
         })
     }
 }

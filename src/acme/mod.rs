@@ -66,6 +66,7 @@ pub use client::{retry_bad_nonce, retry_bad_nonce_async, Classified, ReplayNonce
 pub use problem::{Problem, ACME_BAD_NONCE};
 
 use crate::clock::{Clock, SystemClock};
+use crate::telemetry::Issuer;
 use counter::Counters;
 use ledger::{Ledger, Spent};
 use std::fmt;
@@ -177,6 +178,8 @@ pub struct NonceIssuer<C: Clock = SystemClock> {
     /// `reject_rate` as a threshold on a 64-bit hash (0: never).
     reject_below: u64,
     clock: C,
+    /// Its metrics' handles (nothing without the `metrics` feature).
+    telemetry: Issuer,
 }
 
 impl Default for NonceIssuer {
@@ -234,6 +237,7 @@ impl<C: Clock> NonceIssuer<C> {
         // The time is only needed for `max_age` (a failing clock gives 0: such a
         // nonce is then too old for any `max_age`).
         let issued_ms = if self.max_age_ms.is_some() { self.clock.now_ms().unwrap_or(0) } else { 0 };
+        self.telemetry.created();
         token::encode(&self.mac, &self.prefix, Fields { counter, issued_ms })
     }
 
@@ -250,6 +254,14 @@ impl<C: Clock> NonceIssuer<C> {
     /// assert_eq!(issuer.redeem("not a nonce"), Err(BadNonce::Malformed));
     /// ```
     pub fn redeem(&self, nonce: &str) -> Result<(), BadNonce> {
+        let mut age_ms = None;
+        let verdict = self.judge(nonce, &mut age_ms);
+        self.telemetry.redeemed(verdict.is_ok(), age_ms);
+        verdict
+    }
+
+    /// `redeem`'s verdict; `age_ms` gets the nonce's age when the clock was read for it.
+    fn judge(&self, nonce: &str, age_ms: &mut Option<u64>) -> Result<(), BadNonce> {
         let fields = token::decode(&self.mac, &self.prefix, nonce).map_err(|e| match e {
             Unreadable::Malformed => BadNonce::Malformed,
             Unreadable::WrongPrefix => BadNonce::WrongPrefix,
@@ -266,6 +278,7 @@ impl<C: Clock> NonceIssuer<C> {
         }
         if let Some(max_age) = self.max_age_ms {
             let now = self.clock.now_ms().map_err(|_| BadNonce::ClockUnavailable)?;
+            *age_ms = Some(now.saturating_sub(fields.issued_ms));
             if now.saturating_sub(fields.issued_ms) > max_age {
                 return Err(BadNonce::TooOld);
             }

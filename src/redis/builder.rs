@@ -13,6 +13,7 @@ use crate::protocol::JsonNumbers;
 use crate::rules::{Policy, Stats, TimeBounds};
 use crate::strategy::{Strategy, TimeScale};
 use crate::sync::Mutex;
+use crate::telemetry::Verdicts;
 use redis::Script;
 use std::sync::Arc;
 use std::time::Duration;
@@ -425,6 +426,7 @@ impl<C: Clock> RedisValidatorBuilder<C> {
                 cluster: matches!(target, Target::Cluster(_)),
                 json_numbers: self.json_numbers,
                 stats: Mutex::new(Stats::default()),
+                telemetry: Verdicts::new("redis"),
             }),
         })
     }

@@ -26,6 +26,7 @@ use super::store::{self, Conn};
 use super::topology::{self, Node, Reading};
 use crate::rules::Limits;
 use crate::sync::{AsyncMutex, AtomicBool, AtomicU64, Mutex, Ordering};
+use crate::telemetry::Verdicts;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -74,6 +75,8 @@ pub(super) struct Guard {
     floor: AtomicU64,
     /// Restarts, failovers and losses seen.
     restarts: AtomicU64,
+    /// The floor and the restarts as metrics (nothing without the `metrics` feature).
+    telemetry: Verdicts,
 }
 
 /// What `Guard::new` starts from.
@@ -102,6 +105,7 @@ impl Guard {
             broken: AtomicBool::new(false),
             floor: AtomicU64::new(s.floor),
             restarts: AtomicU64::new(0),
+            telemetry: Verdicts::new("redis"),
         }
     }
 
@@ -267,6 +271,8 @@ impl Guard {
         }
         // Relaxed: a counter.
         self.restarts.fetch_add(1, Ordering::Relaxed);
+        self.telemetry.restart();
+        self.telemetry.floor(self.floor());
         Ok(())
     }
 }

@@ -9,6 +9,7 @@
 //! ceiling, time bounds) run on the gateway with the same code as in memory,
 //! against the gateway's clock; the script never reads the server's time.
 
+mod as_async;
 mod blocking;
 mod builder;
 mod guard;
@@ -26,6 +27,7 @@ use crate::error::Rejection;
 use crate::protocol::{ErrorBody, JsonNumbers};
 use crate::rules::{Limits, Policy, Stats};
 use crate::sync::Mutex;
+use crate::telemetry::Verdicts;
 use guard::Guard;
 use redis::{Script, Value};
 use std::fmt;
@@ -142,6 +144,8 @@ struct Inner<C> {
     timeout: Duration,
     guard: Guard,
     stats: Mutex<Stats>,
+    /// Its metrics' handles (nothing without the `metrics` feature).
+    telemetry: Verdicts,
     /// A cluster: the script names the master that answered.
     cluster: bool,
     json_numbers: JsonNumbers,
@@ -167,6 +171,7 @@ impl<C: Clock> RedisValidator<C> {
     pub async fn validate(&self, account: impl AsRef<[u8]>, nonce: u64) -> Result<(), Rejection> {
         let verdict = self.call(account.as_ref(), nonce, Op::Validate).await;
         self.inner.stats.lock().count(verdict.as_ref().map(|_| ()));
+        self.inner.telemetry.verdict(verdict.as_ref().map(|_| ()));
         verdict
     }
 
@@ -258,6 +263,7 @@ impl<C: Clock> RedisValidator<C> {
         let mut stats = self.inner.stats.lock();
         for r in &results {
             stats.count(r.as_ref().map(|_| ()));
+            self.inner.telemetry.verdict(r.as_ref().map(|_| ()));
         }
         results
     }
@@ -347,9 +353,11 @@ impl<C: Clock> RedisValidator<C> {
     /// # Ok(()) }
     /// ```
     pub async fn error_body(&self, account: impl AsRef<[u8]>, rejection: &Rejection) -> ErrorBody {
-        let last = match rejection.error_body().error.details.last_nonce {
-            Some(last) => Some(last),
-            None => self.last_nonce(account).await.ok().flatten(),
+        let last = match rejection {
+            _ if rejection.error_body().error.details.last_nonce.is_some() => None,
+            // not about the account's state: no round trip (after a failure it would wait for another)
+            Rejection::Unavailable { .. } | Rejection::ClockUnavailable(_) | Rejection::AccountTooLong { .. } => None,
+            _ => self.last_nonce(account).await.ok().flatten(),
         };
         crate::rules::error_body(rejection, last, self.inner.json_numbers)
     }

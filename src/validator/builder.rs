@@ -9,6 +9,7 @@ use crate::protocol::JsonNumbers;
 use crate::rules::{Policy, Stats, TimeBounds};
 use crate::strategy::{Strategy, TimeScale};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex};
+use crate::telemetry::Verdicts;
 use crossbeam_utils::CachePadded;
 use std::hash::{BuildHasher, Hash};
 use std::time::Duration;
@@ -468,6 +469,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
             floor: CachePadded::new(AtomicU64::new(0)),
             closed: AtomicBool::new(false),
             early: Mutex::new(Stats::default()),
+            telemetry: Verdicts::new("memory"),
         };
         if let Some(snapshot) = self.restore {
             validator.load_snapshot(snapshot, self.accept_unclean_restore)?;

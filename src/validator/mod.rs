@@ -5,6 +5,7 @@
 //! `highest.rs`; which type a policy uses in `table.rs`), snapshot and restore
 //! in `snapshot.rs`, the stateless checks in `bounds.rs`.
 
+mod as_async;
 mod builder;
 mod capacity;
 #[cfg(feature = "serde")]
@@ -29,7 +30,9 @@ use crate::error::Rejection;
 use crate::protocol::{ErrorBody, JsonNumbers};
 use crate::rules::{Limits, Policy, Stats};
 use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
+use crate::telemetry::Verdicts;
 use crossbeam_utils::CachePadded;
+use shard::Admitted;
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
@@ -210,6 +213,8 @@ pub struct NonceValidator<K, C: Clock = SystemClock, S = DefaultHashBuilder> {
     closed: AtomicBool,
     /// Verdicts given before any shard was locked (the stateless checks).
     early: Mutex<Stats>,
+    /// Its metrics' handles (nothing without the `metrics` feature).
+    telemetry: Verdicts,
 }
 
 impl<K: Hash + Eq + Clone + Send + Sync> NonceValidator<K, SystemClock> {
@@ -287,16 +292,22 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
             // orders the raise before this load.
             let floor = self.floor.load(Ordering::Relaxed);
             match locked.table.validate(hash, account, nonce, floor) {
-                Ok(Some(evicted)) => {
-                    // Relaxed: ordered by this shard's lock for the evicted key (see above).
-                    self.floor.fetch_max(evicted, Ordering::Relaxed);
+                Ok(Admitted::Known) => Ok(()),
+                Ok(Admitted::New(None)) => {
+                    self.telemetry.tracked(1.0);
                     Ok(())
                 }
-                Ok(None) => Ok(()),
+                Ok(Admitted::New(Some(evicted))) => {
+                    // Relaxed: ordered by this shard's lock for the evicted key (see above).
+                    let before = self.floor.fetch_max(evicted, Ordering::Relaxed);
+                    self.telemetry.floor(before.max(evicted));
+                    Ok(())
+                }
                 Err(r) => Err(r),
             }
         };
         locked.stats.count(verdict.as_ref().map(|_| ()));
+        self.telemetry.verdict(verdict.as_ref().map(|_| ()));
         verdict
     }
 
@@ -529,6 +540,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
     #[cold]
     fn count_early(&self, r: Rejection) -> Rejection {
         self.early.lock().count(Err(&r));
+        self.telemetry.verdict(Err(&r));
         r
     }
 }

@@ -208,6 +208,9 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
                 self.floor.fetch_max(evicted, Ordering::Relaxed);
             }
         }
+        // Relaxed: not shared yet.
+        self.telemetry.floor(self.floor.load(Ordering::Relaxed));
+        self.telemetry.tracked(self.len() as f64);
         Ok(())
     }
 }

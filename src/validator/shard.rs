@@ -149,6 +149,15 @@ impl<K, T: State, E: Extra> Entry<K, T, E> {
 /// What an eviction handed back: the evicted account's highest nonce.
 pub(super) type Evicted = Option<u64>;
 
+/// How an accepted nonce was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Admitted {
+    /// On an account this shard tracked.
+    Known,
+    /// On a new account, and this eviction made room for it.
+    New(Evicted),
+}
+
 /// The accounts whose keys hash to one shard, each with a state of type `T`
 /// and the extra `E` ([`OwnFloor`] whenever `capacity` is set).
 pub(super) struct Shard<K, S, T: State, E: Extra> {
@@ -224,7 +233,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, E: Extra> Shard<K, S, T, E>
     /// account, and evicting the least recently active one when full). Returns
     /// the evicted account's highest nonce, which the caller folds into its floor.
     #[inline]
-    pub(super) fn validate<Q>(&mut self, hash: u64, account: &Q, nonce: u64, floor: u64) -> Result<Evicted, Rejection>
+    pub(super) fn validate<Q>(&mut self, hash: u64, account: &Q, nonce: u64, floor: u64) -> Result<Admitted, Rejection>
     where
         K: Borrow<Q>,
         Q: Eq + ToOwned<Owned = K> + ?Sized,
@@ -237,7 +246,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, E: Extra> Shard<K, S, T, E>
                     self.lru.touch(node);
                 }
             }
-            return Ok(None);
+            return Ok(Admitted::Known);
         }
         self.track(hash, account, nonce, floor)
     }
@@ -247,7 +256,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, E: Extra> Shard<K, S, T, E>
     /// common path's code and stack frame small.
     #[cold]
     #[inline(never)]
-    fn track<Q>(&mut self, hash: u64, account: &Q, nonce: u64, floor: u64) -> Result<Evicted, Rejection>
+    fn track<Q>(&mut self, hash: u64, account: &Q, nonce: u64, floor: u64) -> Result<Admitted, Rejection>
     where
         Q: ToOwned<Owned = K> + ?Sized,
     {
@@ -256,7 +265,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher, T: State, E: Extra> Shard<K, S, T, E>
         }
         let mut state = T::fresh(self.param);
         state.record(nonce, self.param, &mut self.side);
-        Ok(self.insert(hash, Entry::new(account.to_owned(), state, E::fresh(floor))))
+        Ok(Admitted::New(self.insert(hash, Entry::new(account.to_owned(), state, E::fresh(floor)))))
     }
 
     pub(super) fn highest<Q>(&self, hash: u64, account: &Q) -> Option<u64>
@@ -358,6 +367,14 @@ mod tests {
         Shard::unbounded(param, RandomState::new())
     }
 
+    /// What an eviction handed back, if the nonce was accepted on a new account.
+    fn evicted_by(a: Admitted) -> Evicted {
+        match a {
+            Admitted::Known => None,
+            Admitted::New(e) => e,
+        }
+    }
+
     fn h<E: Extra>(s: &Shard<u32, RandomState, impl State, E>, k: u32) -> u64 {
         s.hasher.hash_one(k)
     }
@@ -368,7 +385,7 @@ mod tests {
             Shard::<u32, _, Strict, OwnFloor>::own_floors(0, Some(Arc::new(Capacity::new(2))), RandomState::new());
         for (k, n, evicted) in [(1, 10, None), (2, 20, None), (1, 11, None), (3, 30, Some(20))] {
             // 1 is the most recent after its second nonce, so 3 evicts 2
-            assert_eq!(s.validate(h(&s, k), &k, n, 0), Ok(evicted));
+            assert_eq!(s.validate(h(&s, k), &k, n, 0).map(evicted_by), Ok(evicted));
         }
         for (k, tracked) in [(1, true), (3, true), (2, false)] {
             assert_eq!(s.highest(h(&s, k), &k).is_some(), tracked, "{k}");
@@ -405,7 +422,7 @@ mod tests {
         let own = |floor| OwnFloor::restored(floor).expect("an own floor keeps any floor");
         let mut s = Shard::<u32, _, Highest8, OwnFloor>::own_floors(4, None, RandomState::new());
         s.insert(h(&s, 7), Entry::new(7, Highest8::fresh(4), own(1_000)));
-        assert_eq!(s.validate(h(&s, 7), &7, 1_001, 0), Ok(None));
+        assert_eq!(s.validate(h(&s, 7), &7, 1_001, 0).map(evicted_by), Ok(None));
         // the floor (1 000) is below the highest (1 001) here; a refusal names the higher
         assert_eq!(s.check(h(&s, 7), &7, 500, 0), Err(Rejection::TooLow { last_nonce: 1_001, attempted_nonce: 500 }));
         let mut s = Shard::<u32, _, Strict, OwnFloor>::own_floors(0, None, RandomState::new());
@@ -420,7 +437,7 @@ mod tests {
         let mut s = shard::<Strict>(0);
         assert_eq!(s.check(h(&s, 1), &1, 5, 0), Ok(()));
         assert_eq!(s.len(), 0);
-        assert_eq!(s.validate(h(&s, 1), &1, 5, 0), Ok(None));
+        assert_eq!(s.validate(h(&s, 1), &1, 5, 0).map(evicted_by), Ok(None));
         assert_eq!(s.check(h(&s, 1), &1, 5, 0), Err(Rejection::AlreadyUsed { last_nonce: 5, attempted_nonce: 5 }));
     }
 
@@ -430,10 +447,10 @@ mod tests {
     #[test]
     fn shared_buckets_read_the_validators_floor() {
         let mut s = shard::<Strict>(0);
-        assert_eq!(s.validate(h(&s, 1), &1, 10, 0), Ok(None));
+        assert_eq!(s.validate(h(&s, 1), &1, 10, 0).map(evicted_by), Ok(None));
         assert_eq!(s.check(h(&s, 1), &1, 12, 15), Err(Rejection::TooLow { last_nonce: 15, attempted_nonce: 12 }));
         assert_eq!(s.validate(h(&s, 1), &1, 20, 25), Err(Rejection::TooLow { last_nonce: 25, attempted_nonce: 20 }));
-        assert_eq!(s.validate(h(&s, 1), &1, 30, 25), Ok(None));
+        assert_eq!(s.validate(h(&s, 1), &1, 30, 25).map(evicted_by), Ok(None));
         let snap = StateSnapshot::Strict { last: 7 };
         assert!(s.restore(h(&s, 2), 2, &snap, Policy::Strict, 5, u64::MAX).is_err());
         assert_eq!(s.restore(h(&s, 2), 2, &snap, Policy::Strict, 0, u64::MAX), Ok(None));

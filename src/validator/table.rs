@@ -6,7 +6,7 @@
 
 use super::capacity::Capacity;
 use super::highest::{Highest16, Highest24, Highest32, Highest40, Highest8, HighestDeque};
-use super::shard::{Evicted, OwnFloor, Shard, Shared};
+use super::shard::{Admitted, Evicted, OwnFloor, Shard, Shared};
 use super::snapshot::{AccountSnapshot, StateSnapshot};
 use super::state::{BigWindow, SmallWindow, Strict};
 use super::window::ring_words;
@@ -111,7 +111,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Table<K, S> {
     /// `NonceValidator::validate`: out of line, each hands its `Result` back
     /// through memory.
     #[inline]
-    pub(super) fn validate<Q>(&mut self, hash: u64, account: &Q, nonce: u64, floor: u64) -> Result<Evicted, Rejection>
+    pub(super) fn validate<Q>(&mut self, hash: u64, account: &Q, nonce: u64, floor: u64) -> Result<Admitted, Rejection>
     where
         K: Borrow<Q>,
         Q: Eq + ToOwned<Owned = K> + ?Sized,

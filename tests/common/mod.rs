@@ -1,3 +1,5 @@
+#[cfg(feature = "tower")]
+pub mod http_gateway;
 pub mod model;
 #[cfg(feature = "redis")]
 pub mod proxy;

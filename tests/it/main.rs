@@ -10,6 +10,8 @@ mod common;
 mod concurrency;
 #[cfg(unix)]
 mod crash;
+#[cfg(feature = "tower")]
+mod gateway;
 mod issuer;
 mod manager;
 mod manager_props;

@@ -408,6 +408,7 @@ impl<C: Clock> NonceManager<C> {
     fn count_clock_fault(&self) {
         // Relaxed: a counter; no other memory is published with it.
         self.seen.faults.fetch_add(1, Ordering::Relaxed);
+        crate::telemetry::client_clock_fault();
     }
 
     /// `TooFarAhead` when `span_last` stands for more than `max_lead` past `now`
@@ -417,6 +418,9 @@ impl<C: Clock> NonceManager<C> {
         // Relaxed: a reading for a bound; no other memory is read through it.
         let now = now.unwrap_or_else(|| self.seen.clock.load(Ordering::Relaxed));
         let lead_ms = self.params.time.ms_of(span_last).saturating_sub(now);
+        if lead_ms > max_lead_ms / 2 {
+            lead_reported(lead_ms); // close to the bound: worth a gauge
+        }
         if lead_ms > max_lead_ms {
             return Err(NonceError::TooFarAhead { lead_ms });
         }
@@ -500,4 +504,11 @@ impl<C: Clock> fmt::Debug for NonceManager<C> {
             .field("durable_mark", &self.durable.as_ref().map(|d| d.mark()))
             .finish()
     }
+}
+
+/// The lead as a metric, out of line (only past half of `max_lead`).
+#[cold]
+#[inline(never)]
+fn lead_reported(lead_ms: u64) {
+    crate::telemetry::client_lead(lead_ms);
 }

@@ -1,0 +1,66 @@
+//! [`AsyncValidator`]: one interface over the in-memory and the Redis
+//! validator, for code (such as the gateway layer) that works over either.
+
+use crate::error::Rejection;
+use crate::protocol::ErrorBody;
+use std::future::Future;
+
+/// A validator behind an `async` interface: [`NonceValidator<String>`](crate::NonceValidator)
+/// answers at once (its futures are ready when first polled),
+/// `RedisValidator` (feature `redis`) after a round trip.
+/// Accounts are strings here, as they arrive in requests.
+///
+/// Each method's contract is the inherent method's of the same name:
+/// `check` records nothing, `validate` records an accepted nonce atomically
+/// (at most once across every caller of the same validator or store), and a
+/// store that cannot answer refuses with [`Rejection::Unavailable`] (fail closed).
+///
+/// ```
+/// use monotonic_nonce::rules::AsyncValidator;
+/// use monotonic_nonce::{NonceValidator, Policy, Rejection};
+///
+/// async fn admit(v: &impl AsyncValidator, account: &str, nonce: u64) -> Result<(), Rejection> {
+///     v.check(account, nonce).await?; // cheap, records nothing
+///     // ... verify the request's signature here ...
+///     v.validate(account, nonce).await
+/// }
+///
+/// let v = NonceValidator::<String>::new(Policy::Strict);
+/// let admitted = futures_lite_block_on(admit(&v, "bot", 7));
+/// assert_eq!(admitted, Ok(()));
+/// assert!(futures_lite_block_on(admit(&v, "bot", 7)).is_err());
+/// # fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     let mut f = std::pin::pin!(f);
+/// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+/// #     match f.as_mut().poll(&mut cx) { std::task::Poll::Ready(out) => out, std::task::Poll::Pending => unreachable!() }
+/// # }
+/// ```
+pub trait AsyncValidator: Send + Sync {
+    /// The verdict `validate` would give now, recording nothing.
+    fn check(&self, account: &str, nonce: u64) -> impl Future<Output = Result<(), Rejection>> + Send;
+
+    /// The verdict, with an accepted nonce recorded.
+    fn validate(&self, account: &str, nonce: u64) -> impl Future<Output = Result<(), Rejection>> + Send;
+
+    /// The JSON body for `rejection` of `account`, with `lastNonce` filled in
+    /// where the store can say it.
+    fn error_body(&self, account: &str, rejection: &Rejection) -> impl Future<Output = ErrorBody> + Send;
+
+    /// A short name for metrics labels and logs: `"memory"` or `"redis"`.
+    fn backend(&self) -> &'static str;
+}
+
+impl<V: AsyncValidator + ?Sized> AsyncValidator for std::sync::Arc<V> {
+    fn check(&self, account: &str, nonce: u64) -> impl Future<Output = Result<(), Rejection>> + Send {
+        (**self).check(account, nonce)
+    }
+    fn validate(&self, account: &str, nonce: u64) -> impl Future<Output = Result<(), Rejection>> + Send {
+        (**self).validate(account, nonce)
+    }
+    fn error_body(&self, account: &str, rejection: &Rejection) -> impl Future<Output = ErrorBody> + Send {
+        (**self).error_body(account, rejection)
+    }
+    fn backend(&self) -> &'static str {
+        (**self).backend()
+    }
+}
