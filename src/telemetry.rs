@@ -7,6 +7,7 @@
 //! | name | kind | labels | what |
 //! |---|---|---|---|
 //! | `nonce_validations_total` | counter | `backend` (`memory`, `redis`), `result` (`accepted`, `rejected`), `reason` | every `validate` verdict; `reason` is `none` for an acceptance, else one of [`REASONS`] (`unavailable`: the store could not answer) |
+//! | `nonce_checks_total` | counter | the same | every `check` verdict (the gateway's pre-check), which records nothing |
 //! | `nonce_accounts_tracked` | gauge | `backend` | accounts the in-memory validator tracks (rises on a new account, falls on an eviction) |
 //! | `nonce_eviction_floor` | gauge | `backend` | the in-memory validator's eviction floor |
 //! | `nonce_guard_floor` | gauge | `backend` | the Redis restart guard's floor |
@@ -22,6 +23,8 @@
 
 /// Every `validate` verdict (counter).
 pub const VALIDATIONS: &str = "nonce_validations_total";
+/// Every `check` verdict (counter).
+pub const CHECKS: &str = "nonce_checks_total";
 /// Accounts the in-memory validator tracks (gauge).
 pub const ACCOUNTS_TRACKED: &str = "nonce_accounts_tracked";
 /// The in-memory validator's eviction floor (gauge).
@@ -84,6 +87,7 @@ mod emit {
     #[derive(Debug)]
     pub(crate) struct Verdicts {
         validations: [Counter; REASONS.len() + 1],
+        checks: [Counter; REASONS.len() + 1],
         tracked: Gauge,
         floor: Gauge,
         restarts: Counter,
@@ -91,21 +95,29 @@ mod emit {
 
     impl Verdicts {
         pub(crate) fn new(backend: &'static str) -> Self {
-            let validations = std::array::from_fn(|i| match i {
-                0 => counter!(VALIDATIONS, "backend" => backend, "result" => "accepted", "reason" => "none"),
-                _ => counter!(VALIDATIONS, "backend" => backend, "result" => "rejected", "reason" => REASONS[i - 1]),
-            });
-            let floor_name = if backend == "redis" { GUARD_FLOOR } else { EVICTION_FLOOR };
+            let verdicts = |name: &'static str| {
+                std::array::from_fn(|i| match i {
+                    0 => counter!(name, "backend" => backend, "result" => "accepted", "reason" => "none"),
+                    _ => counter!(name, "backend" => backend, "result" => "rejected", "reason" => REASONS[i - 1]),
+                })
+            };
+            let redis = backend == "redis";
             Self {
-                validations,
-                tracked: gauge!(ACCOUNTS_TRACKED, "backend" => backend),
-                floor: gauge!(floor_name, "backend" => backend),
-                restarts: counter!(STORE_RESTARTS, "backend" => backend),
+                validations: verdicts(VALIDATIONS),
+                checks: verdicts(CHECKS),
+                // the in-memory validator's own gauges, and the Redis guard's
+                tracked: if redis { Gauge::noop() } else { gauge!(ACCOUNTS_TRACKED, "backend" => backend) },
+                floor: gauge!(if redis { GUARD_FLOOR } else { EVICTION_FLOOR }, "backend" => backend),
+                restarts: if redis { counter!(STORE_RESTARTS, "backend" => backend) } else { Counter::noop() },
             }
         }
         #[inline]
         pub(crate) fn verdict(&self, verdict: Result<(), &Rejection>) {
             self.validations[slot(verdict)].increment(1);
+        }
+        #[inline]
+        pub(crate) fn check(&self, verdict: Result<(), &Rejection>) {
+            self.checks[slot(verdict)].increment(1);
         }
         pub(crate) fn tracked(&self, delta: f64) {
             self.tracked.increment(delta);
@@ -181,6 +193,8 @@ mod emit {
         pub(crate) fn verdict(&self, verdict: Result<(), &Rejection>) {
             let _ = slot(verdict);
         }
+        #[inline(always)]
+        pub(crate) fn check(&self, _: Result<(), &Rejection>) {}
         #[inline(always)]
         pub(crate) fn tracked(&self, _: f64) {}
         #[inline(always)]

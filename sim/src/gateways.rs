@@ -91,7 +91,7 @@ pub(crate) fn on_redis(args: &Args) -> Result<Vec<Row>, String> {
     let (url, _server) = match &args.redis {
         Some(url) => (url.clone(), None),
         None => {
-            let server = local::start()?;
+            let server = start_local()?;
             (server.url(), Some(server))
         }
     };
@@ -127,16 +127,12 @@ pub(crate) fn on_redis(args: &Args) -> Result<Vec<Row>, String> {
     })])
 }
 
+/// A `redis-server` of the simulator's own, on a free port, when no `--redis URL` was given.
 #[cfg(feature = "redis")]
-mod local {
-    //! A `redis-server` of the simulator's own, on a free port, when no `--redis URL` was given.
-    pub(super) use crate::redis_server::RedisServer;
-
-    pub(super) fn start() -> Result<RedisServer, String> {
-        let found = std::process::Command::new("redis-server").arg("--version").output();
-        if !found.is_ok_and(|o| o.status.success()) {
-            return Err("no --redis URL given and no redis-server to start (apt-get install -y redis-server)".into());
-        }
-        Ok(RedisServer::start(&["--appendfsync", "always"]))
+pub(crate) fn start_local() -> Result<crate::redis_server::RedisServer, String> {
+    let found = std::process::Command::new("redis-server").arg("--version").output();
+    if !found.is_ok_and(|o| o.status.success()) {
+        return Err("no --redis URL given and no redis-server to start (apt-get install -y redis-server)".into());
     }
+    Ok(crate::redis_server::RedisServer::start(&["--appendfsync", "always"]))
 }

@@ -49,7 +49,6 @@ pub(crate) enum Expect {
     /// and every honest request too.
     ReplaysGetThrough,
     /// Every honest request accepted, every replay refused.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     HonestOnly,
 }
 

@@ -188,7 +188,9 @@ impl<C: Clock> RedisValidator<C> {
     /// # Ok(()) }
     /// ```
     pub async fn check(&self, account: impl AsRef<[u8]>, nonce: u64) -> Result<(), Rejection> {
-        self.call(account.as_ref(), nonce, Op::Check).await
+        let verdict = self.call(account.as_ref(), nonce, Op::Check).await;
+        self.inner.telemetry.check(verdict.as_ref().map(|_| ()));
+        verdict
     }
 
     /// The highest nonce accepted for `account`, if the store holds it.

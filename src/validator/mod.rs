@@ -379,6 +379,17 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: BuildHasher + Clone> Nonce
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        let verdict = self.check_quietly(account, nonce);
+        self.telemetry.check(verdict.as_ref().map(|_| ()));
+        verdict
+    }
+
+    /// `check`, uncounted.
+    fn check_quietly<Q>(&self, account: &Q, nonce: u64) -> Result<(), Rejection>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         self.precheck(nonce)?;
         let hash = self.hasher.hash_one(account);
         let locked = self.shard(hash).lock();

@@ -253,3 +253,38 @@ async fn padded_text_that_reaches_the_layer_is_refused() {
     assert_eq!(by_query.oneshot(fine).await.unwrap().status(), 200);
     assert!(v.is_empty(), "a pre-check records nothing");
 }
+
+#[tokio::test]
+async fn a_failed_server_clock_is_a_500_and_a_custom_handler_answers_instead() {
+    use monotonic_nonce::clock::ManualClock;
+    use monotonic_nonce::gateway::{NonceLayer, Refusal, Verified};
+    use tower::{service_fn, Layer, ServiceExt};
+    let clock = ManualClock::new(1_704_067_200_000);
+    let v = NonceValidator::<String, _>::builder(Policy::Strict)
+        .clock(clock.clone())
+        .max_future(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let inner = service_fn(|_: http::Request<String>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    });
+    let layer = NonceLayer::new(Arc::new(v));
+    let signed = || {
+        let mut request = http::Request::new(String::new());
+        request.extensions_mut().insert(Verified::new("bot", 1_704_067_200_000));
+        request
+    };
+    clock.set_failing(true);
+    let response = layer.clone().layer(inner).oneshot(signed()).await.unwrap();
+    assert_eq!(response.status(), 500);
+    assert!(response.body().contains("SERVER_ERROR"), "{}", response.body());
+    // the same refusal through a handler of the application's own
+    let teapot = |refusal: Refusal| {
+        let status = if refusal.status() == 500 { 418 } else { 400 };
+        http::Response::builder().status(status).body(refusal.to_string()).unwrap()
+    };
+    let response = layer.error_handler(teapot).layer(inner).oneshot(signed()).await.unwrap();
+    assert_eq!(response.status(), 418);
+    assert!(response.body().contains("clock"), "{}", response.body());
+    clock.set_failing(false);
+}
