@@ -15,6 +15,8 @@ mod manager;
 mod offset_clock;
 pub(crate) mod persist;
 mod recovery;
+#[cfg(feature = "serde")]
+mod venues;
 
 pub use crate::error::PersistError;
 pub use batch::{NonceBatch, NonceBatchIter};

@@ -1,7 +1,7 @@
 //! The validators as tower middleware (feature `tower`): [`NonceLayer`] for
 //! axum, tonic, tower-http or any stack built on `tower::Service` with
 //! `http` requests, over the in-memory [`NonceValidator`](crate::NonceValidator)
-//! or the shared [`RedisValidator`](crate::redis::RedisValidator) alike
+//! or the shared `RedisValidator` (feature `redis`) alike
 //! (both are an [`AsyncValidator`](crate::rules::AsyncValidator)).
 //!
 //! # The order of the checks

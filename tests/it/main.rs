@@ -23,3 +23,5 @@ mod snapshot;
 mod validator;
 mod validator_props;
 mod validator_stress;
+#[cfg(feature = "serde")]
+mod venues;

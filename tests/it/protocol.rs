@@ -105,50 +105,7 @@ fn nonces_above_2_pow_53_are_strings_so_doubles_cannot_round_them() {
     assert!(edge.contains(&format!(r#""lastNonce":{JS_SAFE_MAX}"#)), "{edge}");
 }
 
-// Exchange bodies. Each is the error as the exchange documents it, or as its
-// SDKs and client libraries record it.
-
-/// Kraken REST: errors are an array of "E<category>:<message>" strings
-/// (docs.kraken.com, "Errors": `{"error":["EAPI:Invalid key"],"result":{}}`;
-/// `EAPI:Invalid nonce` is the nonce at or below the last accepted one).
-#[test]
-fn kraken_invalid_nonce() {
-    assert_eq!(read(r#"{"error":["EAPI:Invalid nonce"],"result":{}}"#), NonceFeedback::TooLow { last_nonce: None });
-    assert_eq!(read(r#"{"error":["EGeneral:Invalid arguments"],"result":{}}"#), NonceFeedback::Other);
-}
-
-/// Binance: `{"code":-1021,"msg":"Timestamp for this request is outside of the recvWindow."}`
-/// (Binance API error codes, `-1021 INVALID_TIMESTAMP`): a clock problem, not a nonce to skip past.
-#[test]
-fn binance_timestamp_outside_recv_window_is_a_clock_problem() {
-    let outside = r#"{"code":-1021,"msg":"Timestamp for this request is outside of the recvWindow."}"#;
-    assert_eq!(read(outside), NonceFeedback::ClockSkew);
-    let ahead = r#"{"code":-1021,"msg":"Timestamp for this request was 1000ms ahead of the server's time."}"#;
-    assert_eq!(read(ahead), NonceFeedback::ClockSkew);
-    assert!(!NonceFeedback::ClockSkew.is_recoverable());
-    assert_eq!(
-        read(r#"{"code":-2010,"msg":"Account has insufficient balance for requested action."}"#),
-        NonceFeedback::Other
-    );
-}
-
-/// Bitfinex v2: errors are arrays `["error", code, "message"]`; 10114 is
-/// `"nonce: small"` (as recorded by Bitfinex client libraries and ccxt).
-#[test]
-fn bitfinex_nonce_small() {
-    assert_eq!(read(r#"["error",10114,"nonce: small"]"#), NonceFeedback::TooLow { last_nonce: None });
-    assert_eq!(read(r#"["error",10020,"symbol: invalid"]"#), NonceFeedback::Other);
-}
-
-/// Hyperliquid exchange endpoint: `{"status":"err","response":"Invalid nonce: duplicate nonce <n>"}`
-/// and `"Invalid nonce: nonce too low <n> < <least>"` (as its SDKs' tests record them).
-#[test]
-fn hyperliquid_duplicate_and_too_low_take_the_number_from_the_message() {
-    let dup = r#"{"status":"err","response":"Invalid nonce: duplicate nonce 1700000000000"}"#;
-    assert_eq!(read(dup), NonceFeedback::AlreadyUsed { last_nonce: Some(1_700_000_000_000) });
-    let low = r#"{"status":"err","response":"Invalid nonce: nonce too low 1700000000000 < 1700000000500"}"#;
-    assert_eq!(read(low), NonceFeedback::TooLow { last_nonce: Some(1_700_000_000_500) });
-}
+// The venues' bodies are in `venues.rs`.
 
 /// Plain shapes many servers use, with the number in the message.
 #[test]
