@@ -12,6 +12,9 @@ pub(crate) mod batch;
 mod feedback;
 pub(crate) mod formula;
 mod manager;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+mod middleware;
 mod offset_clock;
 pub(crate) mod persist;
 mod recovery;
@@ -22,5 +25,7 @@ pub use crate::error::PersistError;
 pub use batch::{NonceBatch, NonceBatchIter};
 pub use feedback::NonceFeedback;
 pub use manager::{HistoryEntry, NonceManager, NonceManagerBuilder};
+#[cfg(feature = "reqwest")]
+pub use middleware::{NonceMiddleware, Refused, SignError, Signer, SigningFailed};
 pub use offset_clock::OffsetClock;
 pub use recovery::{retry_with_nonce, retry_with_nonce_async, RetryError, RetryPolicy};

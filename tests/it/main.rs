@@ -15,6 +15,8 @@ mod gateway;
 mod issuer;
 mod manager;
 mod manager_props;
+#[cfg(feature = "reqwest")]
+mod middleware;
 mod persist;
 #[cfg(feature = "serde")]
 mod protocol;
