@@ -10,17 +10,17 @@ use monotonic_nonce::{clock::ManualClock, NonceManager, NonceValidator, Policy, 
 use std::time::Duration;
 
 /// Gateways behind the balancer.
-const GATEWAYS: usize = 3;
+pub(crate) const GATEWAYS: usize = 3;
 /// At most this many requests per bot here: every call is a network round trip.
 const MAX_PER_BOT: usize = 2_000;
 
 /// How many bots share the key (each a `Distributed` id of this many).
-fn bots(args: &Args) -> u64 {
+pub(crate) fn bots(args: &Args) -> u64 {
     args.bots.min(8) as u64
 }
 
 /// The strategy the gateways are told the key signs with (the time scale of `bots` systems).
-fn strategy(args: &Args) -> Strategy {
+pub(crate) fn strategy(args: &Args) -> Strategy {
     Strategy::Distributed { system_id: 0, total_systems: bots(args) }
 }
 

@@ -7,6 +7,7 @@
 //! get through; with one validator shared by the three (in one process), or
 //! one Redis, none does, and no forgery burns an honest nonce.
 
+use crate::gateways::{bots, strategy, GATEWAYS};
 use crate::http_gateway::{app, post_order, serve, Answer};
 use crate::network::{Expect, Req, Row};
 use crate::Args;
@@ -15,18 +16,8 @@ use monotonic_nonce::{NonceManager, NonceValidator, Policy, Strategy};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Gateways behind the balancer.
-const GATEWAYS: usize = 3;
 /// At most this many requests per bot: each is an HTTP round trip, plus the attacker's.
 const MAX_PER_BOT: usize = 300;
-
-fn bots(args: &Args) -> u64 {
-    args.bots.min(8) as u64
-}
-
-fn strategy(args: &Args) -> Strategy {
-    Strategy::Distributed { system_id: 0, total_systems: bots(args) }
-}
 
 /// The gateways' policy: four bots' requests interleave over HTTP, and a bot
 /// task the runtime parks for a few ms sees the others' nonces pass it; 256
