@@ -196,10 +196,10 @@ fn persist(c: &mut Criterion) {
     let plain = NonceManager::new();
     g.bench_function("baseline/next_system", |b| b.iter(|| black_box(plain.next())));
     // Millis in a tight loop runs ahead of the clock by one nonce per call, so the
-    // default 10 s lease (10 000 units) is crossed every 10 000 calls: one write each time.
+    // default 10 s mark_ahead (10 000 units) is crossed every 10 000 calls: one write each time.
     let millis = NonceManager::builder().persist(dir.join("millis.mark")).build().expect("valid");
     g.bench_function("next_system_persist_millis", |b| b.iter(|| black_box(millis.next())));
-    // Hft { 3 }: the same 10 s lease is 10 000 000 units, crossed every 10^7 calls
+    // Hft { 3 }: the same 10 s mark_ahead is 10 000 000 units, crossed every 10^7 calls
     // or when the clock passes the mark: the write rate a real bot sees.
     let hft_plain = NonceManager::builder().strategy(Strategy::Hft { counter_digits: 3 }).build().expect("valid");
     g.bench_function("baseline/next_system_hft3", |b| b.iter(|| black_box(hft_plain.next())));
@@ -209,9 +209,12 @@ fn persist(c: &mut Criterion) {
         .build()
         .expect("valid");
     g.bench_function("next_system_persist_hft3", |b| b.iter(|| black_box(hft.next())));
-    // reserve(2) with a one-unit lease crosses the mark on every call: one mark write each.
-    let every =
-        NonceManager::builder().persist(dir.join("every.mark")).lease(Duration::from_millis(1)).build().expect("valid");
+    // reserve(2) with a one-unit mark_ahead crosses the mark on every call: one mark write each.
+    let every = NonceManager::builder()
+        .persist(dir.join("every.mark"))
+        .mark_ahead(Duration::from_millis(1))
+        .build()
+        .expect("valid");
     g.bench_function("mark_write", |b| b.iter(|| black_box(every.reserve(2))));
     g.finish();
     drop((millis, hft, every));

@@ -74,6 +74,25 @@ pub enum BuildError {
         /// What the store said or what is unsafe, and what to change.
         reason: String,
     },
+    /// Every slot of a `client::SlotLease`'s key space (feature `redis`) is
+    /// held (and no slot freed up within its `wait`).
+    #[error("all {total_systems} slots of the key space {key_space:?} are held; stop a bot, raise total_systems on a new key space, or set wait()")]
+    NoFreeSlot {
+        /// The key space.
+        key_space: String,
+        /// Its number of slots.
+        total_systems: u64,
+    },
+    /// The manager's clock is further from the lease store's `TIME` than the
+    /// lease's `max_skew` allows (a host whose clock is off would hand out
+    /// nonces the other bots' successors could step on).
+    #[error("the clock is {skew_ms} ms from the lease store's TIME, beyond max_skew {max_skew_ms} ms; fix the host's time sync")]
+    ClockSkew {
+        /// This clock minus the store's, in ms.
+        skew_ms: i64,
+        /// The bound.
+        max_skew_ms: u64,
+    },
     /// The operating system's random source failed, so no secret key could
     /// be drawn (the nonce issuer's MAC key).
     #[error("the random source failed: {reason}")]
@@ -134,6 +153,22 @@ pub enum NonceError {
     /// [`NonceManagerBuilder::persist`](crate::client::NonceManagerBuilder::persist)).
     #[error("the durable mark could not be extended; nothing above it is handed out")]
     Persist(#[source] Box<PersistError>),
+    /// The manager's slot lease lapsed (no renewal within its deadline less
+    /// the margin) or was taken: nothing is handed out until it holds a
+    /// lease again, which a later call tries (see
+    /// `client::SlotLease`, feature `redis`).
+    #[error("the lease on slot {slot} is not held; nothing is handed out until a slot is held again")]
+    LeaseLost {
+        /// The slot held last.
+        slot: u64,
+    },
+    /// The slot's mark could not be written to the lease store; nothing above
+    /// the mark is handed out until it can.
+    #[error("the lease store could not extend the mark: {reason}")]
+    LeaseStore {
+        /// What the store said.
+        reason: Box<str>,
+    },
     /// The next nonce would stand for a time more than `max_lead` ahead of the
     /// clock (see [`NonceManagerBuilder::max_lead`](crate::client::NonceManagerBuilder::max_lead)).
     #[error("the next nonce would be {lead_ms} ms ahead of the clock, beyond max_lead; send fewer requests per ms or use Strategy::Hft")]
@@ -395,6 +430,8 @@ mod tests {
             NonceError::TooFarAhead { .. } => "too far ahead",
             NonceError::ServerSaysTooFarAhead { .. } => "server: too far ahead",
             NonceError::ServerSaysClockSkew => "server: clock skew",
+            NonceError::LeaseLost { .. } => "lease lost",
+            NonceError::LeaseStore { .. } => "lease store",
         }
     }
 

@@ -58,6 +58,22 @@ impl<T> Mutex<T> {
             self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
         }
     }
+
+    /// The guard, or `None` at once when another thread holds the lock.
+    pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        #[cfg(not(loom))]
+        {
+            self.inner.try_lock()
+        }
+        #[cfg(loom)]
+        {
+            match self.inner.try_lock() {
+                Ok(guard) => Some(guard),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            }
+        }
+    }
 }
 
 /// One step of waiting for another thread to finish a short critical step

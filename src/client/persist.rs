@@ -18,8 +18,9 @@
 use crate::atomic_file::{self, parent_dir, with_suffix};
 use crate::error::{BuildError, NonceError, PersistError};
 use crate::strategy::TimeScale;
-use crate::sync::{AtomicU64, Mutex, Ordering};
+use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
 use crossbeam_utils::CachePadded;
+use std::fmt;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -262,16 +263,30 @@ fn read_bounded(path: &Path, file: &File) -> Result<Vec<u8>, PersistError> {
     Ok(bytes)
 }
 
-/// The durable mark as the hot path sees it: the value known to be on disk,
-/// and the writer that extends it.
+/// Where a durable mark is kept: the mark file, or a lease's slot in Redis
+/// (`client::lease`). One protocol ([`DurableMark`]) over either store.
+pub(crate) trait MarkStore: Send + fmt::Debug {
+    /// Makes `mark` durable before anything above the previous mark is handed
+    /// out; an error leaves the previous mark in force.
+    fn store(&mut self, mark: u64) -> Result<(), NonceError>;
+}
+
+impl MarkStore for MarkFile {
+    fn store(&mut self, mark: u64) -> Result<(), NonceError> {
+        self.write(mark).map_err(|e| NonceError::Persist(Box::new(e)))
+    }
+}
+
+/// The durable mark as the hot path sees it: the value known to be stored,
+/// and the store that extends it.
 #[derive(Debug)]
 pub(crate) struct DurableMark {
-    /// The mark known to be on disk: no nonce above it is handed out.
+    /// The mark known to be stored: no nonce above it is handed out.
     mark: CachePadded<AtomicU64>,
     /// How far past the nonce that crosses the mark the next mark is set, in nonce units.
-    lease: u64,
-    /// The file; its lock also makes one thread write while the others wait (parked, not spinning).
-    file: Mutex<MarkFile>,
+    ahead: u64,
+    /// The store; its lock also makes one thread write while the others wait (parked, not spinning).
+    store: Mutex<Box<dyn MarkStore>>,
 }
 
 impl DurableMark {
@@ -281,7 +296,7 @@ impl DurableMark {
     /// # Errors
     /// The file cannot be resolved, locked, read or decoded, or it was
     /// written by a strategy with another time scale.
-    pub(crate) fn open(path: &Path, scale: TimeScale, lease: u64) -> Result<(Self, Option<u64>), BuildError> {
+    pub(crate) fn open(path: &Path, scale: TimeScale, ahead: u64) -> Result<(Self, Option<u64>), BuildError> {
         if path.as_os_str().is_empty() {
             return Err(BuildError::config("persist", "the path is empty; give a file such as bot.mark"));
         }
@@ -300,8 +315,33 @@ impl DurableMark {
             }
         }
         let mark = stored.map(|s| s.mark);
-        let durable = Self { mark: CachePadded::new(AtomicU64::new(0)), lease, file: Mutex::new(file) };
-        Ok((durable, mark))
+        Ok((Self::over(Box::new(file), ahead), mark))
+    }
+
+    /// The protocol over any store (the mark starts at 0 until [`start_at`](Self::start_at)).
+    pub(crate) fn over(store: Box<dyn MarkStore>, ahead: u64) -> Self {
+        Self { mark: CachePadded::new(AtomicU64::new(0)), ahead, store: Mutex::new(store) }
+    }
+
+    /// How far past a crossing nonce the next mark is set, in nonce units.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn ahead(&self) -> u64 {
+        self.ahead
+    }
+
+    /// The store, held, or `None` at once when another thread holds it: no
+    /// mark is written while the guard lives (a lease's slot switch holds it).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn try_hold(&self) -> Option<MutexGuard<'_, Box<dyn MarkStore>>> {
+        self.store.try_lock()
+    }
+
+    /// Publishes a mark already stored (under [`hold`](Self::hold)).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn publish(&self, mark: u64) {
+        // Release: pairs with the Acquire load in `mark`: a thread that reads
+        // this mark also sees the lease slot stored before it.
+        self.mark.store(mark, Ordering::Release);
     }
 
     /// Sets the starting mark (at `build()`, before the manager is shared):
@@ -312,28 +352,95 @@ impl DurableMark {
         self
     }
 
-    /// The mark known to be on disk.
+    /// The mark known to be stored.
     #[inline]
     pub(crate) fn mark(&self) -> u64 {
-        // Relaxed: the mark is stored only after its fsync returned, so any value
-        // read here is already on disk; no other memory is published with it.
-        self.mark.load(Ordering::Relaxed)
+        // Acquire: pairs with the Release stores in `extend` and `publish`: a
+        // thread that reads a mark sees the store's write completed (and, with a
+        // lease, the slot published before it). Free on x86; the loom model in
+        // this file checks it.
+        self.mark.load(Ordering::Acquire)
     }
 
     /// Makes the durable mark at least `needed` (capped at `ceiling`): one
-    /// thread writes, the others wait on the file's lock (parked) and find the
+    /// thread writes, the others wait on the store's lock (parked) and find the
     /// work done.
     #[cold]
     pub(crate) fn extend(&self, needed: u64, ceiling: u64) -> Result<(), NonceError> {
-        let mut file = self.file.lock();
+        let mut store = self.store.lock();
         if self.mark() >= needed {
             return Ok(());
         }
-        let mark = needed.saturating_add(self.lease).min(ceiling);
-        file.write(mark).map_err(|e| NonceError::Persist(Box::new(e)))?;
-        // Relaxed: stored after the fsync returned (see `mark`); readers need no other memory.
-        self.mark.store(mark, Ordering::Relaxed);
+        let mark = needed.saturating_add(self.ahead).min(ceiling);
+        store.store(mark)?;
+        // Release: after the store confirmed it (see `mark`).
+        self.mark.store(mark, Ordering::Release);
         Ok(())
+    }
+}
+
+/// Loom model of the mark-crossing protocol that both stores (the file and a
+/// lease's slot in Redis) go through: threads of a real manager race to cross
+/// the mark; a recording store stands in for the disk or Redis.
+/// `RUSTFLAGS="--cfg loom" cargo test --release --lib loom_models`.
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::NonceManager;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    /// The highest mark the store has made durable.
+    #[derive(Debug, Clone)]
+    struct Recording(Arc<AtomicU64>);
+
+    impl MarkStore for Recording {
+        fn store(&mut self, mark: u64) -> Result<(), NonceError> {
+            // SeqCst: the model's own bookkeeping, compared against what the threads hand out
+            self.0.fetch_max(mark, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    /// Two threads, two nonces each, a mark 2 ahead: the mark is crossed in
+    /// most runs, sometimes by both threads at once. Every nonce handed out is
+    /// at or below a mark the store had already made durable, and none repeats.
+    /// (Fails when `extend` publishes the mark before the store returns, or
+    /// when the hot path does not compare against the mark.)
+    #[test]
+    fn no_nonce_is_handed_out_above_the_stored_mark() {
+        loom::model(|| {
+            let stored = Arc::new(AtomicU64::new(0));
+            let m = Arc::new(
+                NonceManager::builder()
+                    .clock(ManualClock::new(1_000))
+                    .build_over(Box::new(Recording(Arc::clone(&stored))), 2),
+            );
+            let other = {
+                let (m, stored) = (Arc::clone(&m), Arc::clone(&stored));
+                thread::spawn(move || {
+                    (0..2)
+                        .map(|_| {
+                            let n = m.next().unwrap();
+                            assert!(n <= stored.load(Ordering::SeqCst), "{n} handed out above the stored mark");
+                            n
+                        })
+                        .collect::<Vec<_>>()
+                })
+            };
+            let mut all: Vec<u64> = (0..2)
+                .map(|_| {
+                    let n = m.next().unwrap();
+                    assert!(n <= stored.load(Ordering::SeqCst), "{n} handed out above the stored mark");
+                    n
+                })
+                .collect();
+            all.extend(other.join().unwrap());
+            all.sort_unstable();
+            all.dedup();
+            assert_eq!(all.len(), 4, "a nonce twice");
+        });
     }
 }
 

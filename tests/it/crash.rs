@@ -33,7 +33,7 @@ fn crash_child() {
     let m = NonceManager::builder()
         .clock(BehindClock(back))
         .persist(path)
-        .lease(Duration::from_millis(50)) // short: many mark writes per run
+        .mark_ahead(Duration::from_millis(50)) // short: many mark writes per run
         .build()
         .expect("build");
     let mut out = std::io::stdout().lock();

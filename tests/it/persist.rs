@@ -1,4 +1,4 @@
-//! The durable high-water mark: restarts, the lease, the lock, corrupt files
+//! The durable high-water mark: restarts, how far ahead the mark is set, the lock, corrupt files
 //! and failed writes. Every failure is a clear error; none is a panic.
 
 use monotonic_nonce::{client::PersistError, clock::ManualClock, BuildError, NonceError, NonceManager, Strategy};
@@ -30,7 +30,7 @@ impl Drop for TempDir {
 }
 
 fn manager(path: &Path, clock: &ManualClock) -> Result<NonceManager<ManualClock>, BuildError> {
-    NonceManager::builder().clock(clock.clone()).persist(path).lease(Duration::from_secs(10)).build()
+    NonceManager::builder().clock(clock.clone()).persist(path).mark_ahead(Duration::from_secs(10)).build()
 }
 
 /// The whole error chain as one string, each cause once.
@@ -102,15 +102,15 @@ fn first_nonce_is_above_mark_start_after_and_clock() {
 }
 
 #[test]
-fn lease_bounds_how_often_the_mark_is_written() {
-    let dir = TempDir::new("lease");
+fn mark_ahead_bounds_how_often_the_mark_is_written() {
+    let dir = TempDir::new("ahead");
     let path = dir.file("m");
     let clock = ManualClock::new(NOW);
     let m = NonceManager::builder()
         .clock(clock.clone())
         .strategy(Strategy::Hft { counter_digits: 3 })
         .persist(&path)
-        .lease(Duration::from_millis(5))
+        .mark_ahead(Duration::from_millis(5))
         .build()
         .unwrap();
     assert!(!path.exists(), "build() writes nothing until a nonce needs it");
@@ -122,8 +122,8 @@ fn lease_bounds_how_often_the_mark_is_written() {
             marks.push(on_disk);
         }
     }
-    // 5 ms x 1 000 units per ms = 5 000 nonces per lease: 20 000 nonces need 4 marks
-    assert_eq!(marks.len(), 4, "one write per lease");
+    // 5 ms x 1 000 units per ms = 5 000 nonces per mark: 20 000 nonces need 4 marks
+    assert_eq!(marks.len(), 4, "one write per mark_ahead");
 }
 
 #[test]
@@ -243,8 +243,12 @@ fn a_vanished_directory_hands_out_nothing_above_the_mark() {
     let dir = TempDir::new("failwrite");
     let path = dir.file("m");
     let clock = ManualClock::new(NOW);
-    let m =
-        NonceManager::builder().clock(clock.clone()).persist(&path).lease(Duration::from_millis(3)).build().unwrap();
+    let m = NonceManager::builder()
+        .clock(clock.clone())
+        .persist(&path)
+        .mark_ahead(Duration::from_millis(3))
+        .build()
+        .unwrap();
     let mut used = vec![m.next().unwrap(), m.next().unwrap(), m.next().unwrap()];
     // the mark covers NOW + 3; the directory vanishes (disk gone, unmounted...)
     std::fs::remove_dir_all(&dir.0).unwrap();
@@ -266,10 +270,10 @@ fn a_vanished_directory_hands_out_nothing_above_the_mark() {
 }
 
 #[test]
-fn lease_of_zero_is_refused() {
-    let dir = TempDir::new("lease0");
-    let r = NonceManager::builder().persist(dir.file("m")).lease(Duration::ZERO).build();
-    assert!(matches!(r, Err(BuildError::InvalidConfig { field: "lease", .. })));
+fn mark_ahead_of_zero_is_refused() {
+    let dir = TempDir::new("ahead0");
+    let r = NonceManager::builder().persist(dir.file("m")).mark_ahead(Duration::ZERO).build();
+    assert!(matches!(r, Err(BuildError::InvalidConfig { field: "mark_ahead", .. })));
 }
 
 #[cfg(unix)]
@@ -297,8 +301,12 @@ fn a_deleted_lock_file_stops_the_manager_at_its_mark() {
     let dir = TempDir::new("dellock");
     let path = dir.file("m");
     let clock = ManualClock::new(NOW);
-    let m =
-        NonceManager::builder().clock(clock.clone()).persist(&path).lease(Duration::from_millis(10)).build().unwrap();
+    let m = NonceManager::builder()
+        .clock(clock.clone())
+        .persist(&path)
+        .mark_ahead(Duration::from_millis(10))
+        .build()
+        .unwrap();
     let first = m.next().unwrap();
     let mut lock = path.as_os_str().to_owned();
     lock.push(".lock");

@@ -11,8 +11,8 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The default lease: how far ahead of the handed-out nonces the durable mark is set.
-const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+/// The default `mark_ahead`: how far ahead of the handed-out nonces the durable mark is set.
+const DEFAULT_MARK_AHEAD: Duration = Duration::from_secs(10);
 
 /// Configures a [`NonceManager`]; every invalid combination is refused by [`build`](Self::build).
 ///
@@ -39,9 +39,11 @@ pub struct NonceManagerBuilder<C: Clock = SystemClock> {
     ceiling: u64,
     start_after: u64,
     persist: Option<PathBuf>,
-    lease: Duration,
+    mark_ahead: Duration,
     max_lead: Option<Duration>,
     history: usize,
+    #[cfg(feature = "redis")]
+    lease: Option<crate::client::SlotLease>,
 }
 
 impl Default for NonceManagerBuilder<SystemClock> {
@@ -52,9 +54,11 @@ impl Default for NonceManagerBuilder<SystemClock> {
             ceiling: I64_MAX,
             start_after: 0,
             persist: None,
-            lease: DEFAULT_LEASE,
+            mark_ahead: DEFAULT_MARK_AHEAD,
             max_lead: None,
             history: 0,
+            #[cfg(feature = "redis")]
+            lease: None,
         }
     }
 }
@@ -88,9 +92,11 @@ impl<C: Clock> NonceManagerBuilder<C> {
             ceiling: self.ceiling,
             start_after: self.start_after,
             persist: self.persist,
-            lease: self.lease,
+            mark_ahead: self.mark_ahead,
             max_lead: self.max_lead,
             history: self.history,
+            #[cfg(feature = "redis")]
+            lease: self.lease,
         }
     }
 
@@ -127,7 +133,7 @@ impl<C: Clock> NonceManagerBuilder<C> {
     ///
     /// No nonce is ever handed out above the `H` that is on disk at that
     /// moment. When a call would cross `H`, that one thread first writes
-    /// `H = nonce + lease` (temp file, `fsync`, rename, `fsync` of the
+    /// `H = nonce + mark_ahead` (temp file, `fsync`, rename, `fsync` of the
     /// directory) while other threads that need the new mark wait, parked;
     /// every other call stays one compare-exchange. At `build()` the first
     /// nonce is above `max(H, start_after, clock)`.
@@ -166,20 +172,47 @@ impl<C: Clock> NonceManagerBuilder<C> {
 
     /// How far ahead (in clock time, turned into nonce units through the
     /// strategy's units per ms) each durable mark is set (default 10 s). A
-    /// longer lease writes less often; after a crash, up to one lease of
-    /// nonces is skipped. Only used with [`persist`](Self::persist).
+    /// longer `mark_ahead` writes less often; after a crash, up to one
+    /// `mark_ahead` of nonces is skipped. Used with [`persist`](Self::persist)
+    /// and with a lease's mark in Redis.
     ///
     /// ```
     /// use monotonic_nonce::NonceManager;
     /// use std::time::Duration;
-    /// let path = std::env::temp_dir().join(format!("mn-doc-lease-{}.mark", std::process::id()));
-    /// let m = NonceManager::builder().persist(&path).lease(Duration::from_secs(60)).build()?;
+    /// let path = std::env::temp_dir().join(format!("mn-doc-ahead-{}.mark", std::process::id()));
+    /// let m = NonceManager::builder().persist(&path).mark_ahead(Duration::from_secs(60)).build()?;
     /// m.next()?; // writes the mark once for the next minute of nonces
     /// # drop(m); let _ = std::fs::remove_file(&path); let _ = std::fs::remove_file(path.with_extension("mark.lock"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease;
+    pub fn mark_ahead(mut self, ahead: Duration) -> Self {
+        self.mark_ahead = ahead;
+        self
+    }
+
+    /// Takes the `Distributed` system id from a [`SlotLease`](crate::client::SlotLease)
+    /// instead of static configuration, and keeps the high-water mark in
+    /// Redis instead of a file (feature `redis`). At `build()` the lease
+    /// claims a free slot `i` (waiting up to its `wait`), checks the clock
+    /// against Redis's `TIME`, and the manager hands out
+    /// `Distributed { system_id: i, total_systems }` nonces above
+    /// `max(clock, the slot's mark, start_after)`. The strategy must be left
+    /// at its default, and [`persist`](Self::persist) unset (the lease's
+    /// mark replaces the file); [`mark_ahead`](Self::mark_ahead) sets how far
+    /// ahead the Redis mark is written. See [`SlotLease`](crate::client::SlotLease)
+    /// for the guarantees.
+    ///
+    /// ```no_run
+    /// use monotonic_nonce::{client::SlotLease, NonceManager};
+    /// let lease = SlotLease::builder("redis://127.0.0.1:6379", "binance-key-1", 8).build()?;
+    /// let m = NonceManager::builder().lease(lease).build()?;
+    /// m.next()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn lease(mut self, lease: crate::client::SlotLease) -> Self {
+        self.lease = Some(lease);
         self
     }
 
@@ -240,6 +273,10 @@ impl<C: Clock> NonceManagerBuilder<C> {
     /// assert!(bad.is_err()); // ids run 0..3
     /// ```
     pub fn build(self) -> Result<NonceManager<C>, BuildError> {
+        #[cfg(feature = "redis")]
+        if self.lease.is_some() {
+            return self.build_leased();
+        }
         let params = self.strategy.params()?;
         if self.ceiling == 0 {
             return Err(BuildError::config("ceiling", "0 leaves no positive nonce; use I64_MAX or JS_SAFE_MAX"));
@@ -247,10 +284,12 @@ impl<C: Clock> NonceManagerBuilder<C> {
         let durable = match &self.persist {
             None => None,
             Some(path) => {
-                let units = BuildError::duration_ms("lease", self.lease)?
+                let units = BuildError::duration_ms("mark_ahead", self.mark_ahead)?
                     .checked_mul(params.time.units_per_ms())
                     .filter(|&units| units > 0)
-                    .ok_or_else(|| BuildError::config("lease", "must be at least 1 ms and fit in u64 nonce units"))?;
+                    .ok_or_else(|| {
+                        BuildError::config("mark_ahead", "must be at least 1 ms and fit in u64 nonce units")
+                    })?;
                 Some(DurableMark::open(path, params.time, units)?)
             }
         };
@@ -279,6 +318,43 @@ impl<C: Clock> NonceManagerBuilder<C> {
         Ok(self.assemble(params, floor, durable, max_lead_ms, now))
     }
 
+    /// `build()` with a lease: the slot, its mark and the renewer come from `leased::start`.
+    #[cfg(feature = "redis")]
+    fn build_leased(mut self) -> Result<NonceManager<C>, BuildError> {
+        let Some(lease) = self.lease.take() else { unreachable!("checked by build()") };
+        if self.strategy != Strategy::Millis {
+            return Err(BuildError::config(
+                "lease",
+                "a lease sets the strategy to Distributed { system_id: its slot, total_systems }; leave strategy at its default",
+            ));
+        }
+        if self.persist.is_some() {
+            return Err(BuildError::config("lease", "the lease keeps the mark in Redis; drop persist()"));
+        }
+        if self.ceiling == 0 {
+            return Err(BuildError::config("ceiling", "0 leaves no positive nonce; use I64_MAX or JS_SAFE_MAX"));
+        }
+        let max_lead_ms = self.max_lead.map(|d| BuildError::duration_ms("max_lead", d)).transpose()?;
+        let ahead_ms = BuildError::duration_ms("mark_ahead", self.mark_ahead)?;
+        let start = super::leased::start(&lease, &self.clock, self.start_after, ahead_ms, self.ceiling)?;
+        let now = self.clock.now_ms()?;
+        self.strategy = start.strategy;
+        let mut manager = self.assemble(start.params, start.floor, Some(start.durable), max_lead_ms, now);
+        manager.lease = Some(start.held);
+        Ok(manager)
+    }
+
+    /// A manager whose durable mark lives in `store` (the loom model of the
+    /// mark-crossing protocol, with a store that records what it was given).
+    #[cfg(all(test, loom))]
+    pub(crate) fn build_over(self, store: Box<dyn crate::client::persist::MarkStore>, ahead: u64) -> NonceManager<C> {
+        let params = self.strategy.params().expect("a valid strategy");
+        let now = self.clock.now_ms().unwrap_or(0);
+        let floor = self.start_after;
+        let durable = Some(Box::new(DurableMark::over(store, ahead).start_at(floor)));
+        self.assemble(params, floor, durable, None, now)
+    }
+
     /// The one place a manager is put together (from `build()` and `NonceManager::new()`).
     fn assemble(
         self,
@@ -304,6 +380,8 @@ impl<C: Clock> NonceManagerBuilder<C> {
             ceiling: self.ceiling,
             plain: params == Params::MILLIS && max_lead_ms.is_none() && durable.is_none() && self.history == 0,
             durable,
+            #[cfg(feature = "redis")]
+            lease: None,
         }
     }
 }

@@ -3,6 +3,8 @@
 //! `crate::persist`.
 
 mod builder;
+#[cfg(feature = "redis")]
+mod leased;
 
 pub use builder::NonceManagerBuilder;
 
@@ -45,8 +47,8 @@ use std::panic::Location;
 ///
 /// | promise | how it is tested |
 /// |---|---|
-/// | with `persist(path)`, no nonce is handed out above the mark `H` on disk at that moment; the thread that crosses `H` first writes `last + lease` (temp file, `fsync`, rename, `fsync` of the directory) while the others wait parked; the lease (default 10 s of nonce units) keeps the common path one compare-exchange | `tests/it/crash.rs`: a child process prints every nonce, flushed, and is killed with SIGKILL at random moments 60 times, every other restart with its clock one hour back; the first nonce of every run exceeds everything printed before, nothing repeats (verified to fail when `build()` ignores the file); `lease_bounds_how_often_the_mark_is_written` |
-/// | after a restart the first nonce is above `max(H, start_after, clock)`; up to one lease of nonces is skipped | `restart_continues_above_the_mark_even_with_the_clock_an_hour_back`, `first_nonce_is_above_mark_start_after_and_clock` |
+/// | with `persist(path)`, no nonce is handed out above the mark `H` on disk at that moment; the thread that crosses `H` first writes `last + mark_ahead` (temp file, `fsync`, rename, `fsync` of the directory) while the others wait parked; `mark_ahead` (default 10 s of nonce units) keeps the common path one compare-exchange | `tests/it/crash.rs`: a child process prints every nonce, flushed, and is killed with SIGKILL at random moments 60 times, every other restart with its clock one hour back; the first nonce of every run exceeds everything printed before, nothing repeats (verified to fail when `build()` ignores the file); `mark_ahead_bounds_how_often_the_mark_is_written` |
+/// | after a restart the first nonce is above `max(H, start_after, clock)`; up to one `mark_ahead` of nonces is skipped | `restart_continues_above_the_mark_even_with_the_clock_an_hour_back`, `first_nonce_is_above_mark_start_after_and_clock` |
 /// | a mark path that is a FIFO, a device or a directory is refused at once (opened without blocking, checked to be a regular file); two names of one file (a hard link) get one lock: the mark file's inode is locked too | `a_fifo_at_the_mark_path_is_an_error_not_a_hang`, `a_hard_link_to_the_mark_gets_the_same_lock` |
 /// | a mark file that is empty, truncated, padded, not ours, of another version, or has any flipped byte (magic, version, FNV-1a checksum) is an error at `build()` that names the file and says what to do; never a silent start from 0 or the clock | `corrupt_files_are_clear_errors`, the unit test flipping each of the 32 bytes |
 /// | a directory at the path, a file where the directory should be, an unwritable directory: clear errors, no panic | `a_directory_where_*`, `a_file_where_*`, `an_unwritable_directory_is_an_error` (`/proc`), `a_read_only_directory_*` (mode 0555; as root the mode does not stop writes, which the test states) |
@@ -83,6 +85,9 @@ pub struct NonceManager<C: Clock = SystemClock> {
     max_lead_ms: Option<u64>,
     /// The debug history, when set.
     history: Option<Box<History>>,
+    /// The slot lease, when set (its mark is `durable`'s store).
+    #[cfg(feature = "redis")]
+    lease: Option<std::sync::Arc<crate::client::lease::Held>>,
     /// `Strategy::Millis` with no `max_lead`, no durable mark and no history:
     /// `take` then runs its copy compiled for exactly that (see `take`).
     plain: bool,
@@ -454,32 +459,45 @@ impl<C: Clock> NonceManager<C> {
     /// and there is no lead bound, durable mark or history to consult).
     #[inline(always)]
     fn take_as<const PLAIN: bool>(&self, count: u64, location: &'static Location<'static>) -> Result<Span, NonceError> {
-        let params = if PLAIN { Params::MILLIS } else { self.params };
         // A failed clock is not an error here: the formula carries on from `last`.
         let now = self.read_clock();
-        // Relaxed: uniqueness needs only the modification order of this one
-        // atomic, which every compare-exchange below respects; it guards no other data.
-        let mut last = self.last.load(Ordering::Relaxed);
+        // Relaxed for the plain copy: uniqueness needs only the modification order
+        // of this one atomic, which every compare-exchange below respects. Acquire
+        // otherwise: pairs with a lease switch's Release raise of `last` (see
+        // `leased.rs`), so the slot and mark read next are at least as new.
+        let load = if PLAIN { Ordering::Relaxed } else { Ordering::Acquire };
+        let mut last = self.last.load(load);
         loop {
+            let (params, lease_mark) = if PLAIN {
+                (Params::MILLIS, None)
+            } else {
+                match self.lease_step(self.params)? {
+                    Step::Go(params, mark) => (params, mark),
+                    Step::Reload => {
+                        last = self.last.load(load);
+                        continue;
+                    }
+                }
+            };
             let span = params.span_after(last, now, count, self.ceiling)?;
             if !PLAIN {
                 if let Some(max) = self.max_lead_ms {
                     self.check_lead(max, span.last, now)?;
                 }
                 if let Some(d) = &self.durable {
-                    if span.last > d.mark() {
+                    if span.last > lease_mark.unwrap_or_else(|| d.mark()) {
                         d.extend(span.last, self.ceiling)?;
-                        // Relaxed: as for the first load of `last`.
-                        last = self.last.load(Ordering::Relaxed);
+                        last = self.last.load(load);
                         continue;
                     }
                 }
             }
-            // Relaxed (success and failure): as above, the RMW on `last` alone
-            // makes spans disjoint and per-thread increasing; nothing else is published.
-            match self.last.compare_exchange_weak(last, span.last, Ordering::Relaxed, Ordering::Relaxed) {
+            // Relaxed on success: the RMW on `last` alone makes spans disjoint and
+            // per-thread increasing; nothing else is published. On failure, as the load above.
+            match self.last.compare_exchange_weak(last, span.last, Ordering::Relaxed, load) {
                 Ok(_) => {
                     if !PLAIN {
+                        self.lease_still_held()?;
                         if let Some(h) = &self.history {
                             h.record(HistoryEntry { nonce: span.first, clock_ms: now.unwrap_or(0), location });
                         }
@@ -503,6 +521,28 @@ impl<C: Clock> fmt::Debug for NonceManager<C> {
             .field("clock", &std::any::type_name::<C>())
             .field("durable_mark", &self.durable.as_ref().map(|d| d.mark()))
             .finish()
+    }
+}
+
+/// What the hot path does next (a lease may change the slot it computes with).
+enum Step {
+    /// Compute with these parameters under this mark (`None`: read it when needed).
+    Go(Params, Option<u64>),
+    /// A lease was re-acquired: load `last` again and start over.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Reload,
+}
+
+#[cfg(not(feature = "redis"))]
+impl<C: Clock> NonceManager<C> {
+    #[inline(always)]
+    fn lease_step(&self, params: Params) -> Result<Step, NonceError> {
+        Ok(Step::Go(params, None))
+    }
+
+    #[inline(always)]
+    fn lease_still_held(&self) -> Result<(), NonceError> {
+        Ok(())
     }
 }
 

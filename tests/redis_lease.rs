@@ -1,0 +1,408 @@
+//! Fleet leases (`SlotLease`) against a real `redis-server` the tests start:
+//! slots, marks, self-fencing, and a chaos run of 8 bot processes on one key
+//! killed, stopped and skewed at random.
+//!
+//! Needs `redis-server` and `redis-cli` (Debian: `apt-get install -y redis-server`);
+//! run with `cargo test --features redis --test redis_lease`.
+#![cfg(feature = "redis")]
+
+mod common;
+
+use common::redis_server::RedisServer;
+use monotonic_nonce::client::SlotLease;
+use monotonic_nonce::clock::{ClockError, ManualClock};
+use monotonic_nonce::{BuildError, Clock, NonceError, NonceManager, SystemClock};
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const URL_ENV: &str = "MONOTONIC_NONCE_LEASE_URL";
+const SKEW_ENV: &str = "MONOTONIC_NONCE_LEASE_SKEW_MS";
+const SLOTS: u64 = 8;
+const TTL: Duration = Duration::from_millis(1_000);
+
+/// The system clock, off by a fixed number of ms either way (an injected skew).
+struct SkewClock(i64);
+
+impl Clock for SkewClock {
+    fn now_ms(&self) -> Result<u64, ClockError> {
+        Ok(SystemClock.now_ms()?.saturating_add_signed(self.0))
+    }
+}
+
+fn lease(url: &str, space: &str) -> monotonic_nonce::client::SlotLeaseBuilder {
+    SlotLease::builder(url, space, SLOTS).ttl(TTL).margin(Duration::from_millis(250))
+}
+
+#[test]
+#[ignore = "helper: the chaos test runs it as a child process"]
+fn lease_child() {
+    let Ok(url) = std::env::var(URL_ENV) else { return };
+    let skew = std::env::var(SKEW_ENV).ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let lease = lease(&url, "chaos").max_skew(Duration::from_secs(3)).wait(Duration::from_secs(10)).build();
+    let m = NonceManager::builder()
+        .clock(SkewClock(skew))
+        .mark_ahead(Duration::from_millis(100)) // short: many mark writes in Redis per run
+        .lease(lease.expect("lease"))
+        .build()
+        .expect("build");
+    let mut out = std::io::stdout().lock();
+    for i in 0u64.. {
+        match m.next() {
+            Ok(n) => writeln!(out, "N {n} {}", m.lease_claims()).and_then(|()| out.flush()).expect("stdout"),
+            Err(NonceError::LeaseLost { .. }) => {
+                writeln!(out, "L").and_then(|()| out.flush()).expect("stdout");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("next: {e}"),
+        }
+        if i % 8 == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// One line a child printed, when the parent read it.
+#[derive(Debug, Clone, Copy)]
+enum Line {
+    /// A nonce, and how many claims its manager had made when it was handed out.
+    Nonce(u64, u64),
+    Lost,
+}
+
+#[derive(Debug)]
+struct Event {
+    at: Instant,
+    run: usize,
+    line: Line,
+}
+
+struct Fleet {
+    url: String,
+    exe: std::path::PathBuf,
+    events: Arc<Mutex<Vec<Event>>>,
+    runs: usize,
+    rng: u64,
+}
+
+impl Fleet {
+    fn rand(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    /// Starts a child with a random skew in -2000..=2000 ms; returns it and its run number.
+    fn spawn(&mut self) -> (Child, usize) {
+        let skew = (self.rand() % 4_001) as i64 - 2_000;
+        let mut child = Command::new(&self.exe)
+            .args(["lease_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .env(URL_ENV, &self.url)
+            .env(SKEW_ENV, skew.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the child");
+        let run = self.runs;
+        self.runs += 1;
+        let stdout = child.stdout.take().expect("piped");
+        let events = Arc::clone(&self.events);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                let line = match line.as_str() {
+                    "L" => Line::Lost,
+                    l => match l.strip_prefix("N ").and_then(|l| l.split_once(' ')) {
+                        Some((n, c)) => match (n.parse(), c.parse()) {
+                            (Ok(n), Ok(c)) => Line::Nonce(n, c),
+                            _ => continue,
+                        },
+                        None => continue, // the test harness's own lines
+                    },
+                };
+                events.lock().unwrap().push(Event { at: Instant::now(), run, line });
+            }
+        });
+        (child, run)
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill").args([sig, &child.id().to_string()]).status().expect("kill(1)");
+    assert!(status.success(), "kill {sig}");
+}
+
+#[test]
+fn eight_processes_killed_stopped_and_skewed_never_hand_out_a_nonce_twice() {
+    let server = RedisServer::start(&["--appendfsync", "always"]);
+    let mut fleet = Fleet {
+        url: server.url(),
+        exe: std::env::current_exe().unwrap(),
+        events: Arc::new(Mutex::new(Vec::new())),
+        runs: 0,
+        rng: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1,
+    };
+    let mut children: Vec<(Child, usize)> = (0..SLOTS).map(|_| fleet.spawn()).collect();
+    let began = Instant::now();
+    let (mut kills, mut stops) = (Vec::new(), Vec::new());
+    while began.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(300 + fleet.rand() % 600));
+        let i = (fleet.rand() % SLOTS) as usize;
+        match fleet.rand() % 10 {
+            0..=3 => {
+                let (mut child, run) = children.swap_remove(i);
+                child.kill().unwrap(); // SIGKILL: no release, no flush beyond what was printed
+                child.wait().unwrap();
+                let (new, new_run) = fleet.spawn();
+                kills.push((Instant::now(), run, new_run));
+                children.push((new, new_run));
+            }
+            4..=6 => {
+                let hold = TTL + TTL * (3 + (fleet.rand() % 8) as u32) / 10; // 1.3 to 2.0 TTL
+                signal(&children[i].0, "-STOP");
+                std::thread::sleep(hold);
+                signal(&children[i].0, "-CONT");
+                stops.push((Instant::now(), children[i].1));
+            }
+            _ => {}
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for (mut child, _) in children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    std::thread::sleep(Duration::from_millis(200)); // the readers drain the pipes
+    let mut events = std::mem::take(&mut *fleet.events.lock().unwrap());
+    events.sort_by_key(|e| e.at);
+
+    // no nonce twice, over all processes and restarts; each run strictly increasing
+    let mut seen = HashSet::new();
+    let mut duplicates = 0;
+    let mut last_of_run: HashMap<usize, u64> = HashMap::new();
+    for e in &events {
+        if let Line::Nonce(n, _) = e.line {
+            if !seen.insert(n) {
+                duplicates += 1;
+            }
+            if let Some(&prev) = last_of_run.get(&e.run) {
+                assert!(n > prev, "run {}: {n} after {prev}", e.run);
+            }
+            last_of_run.insert(e.run, n);
+        }
+    }
+    // a holder's first nonce in a slot is above every nonce that slot handed out before
+    let mut slot_of_run: HashMap<usize, u64> = HashMap::new();
+    let mut highest_in_slot: HashMap<u64, (u64, usize)> = HashMap::new();
+    let mut handovers = 0;
+    for e in &events {
+        let Line::Nonce(n, _) = e.line else { continue };
+        let slot = n % SLOTS;
+        if slot_of_run.insert(e.run, slot) != Some(slot) {
+            if let Some(&(high, run)) = highest_in_slot.get(&slot) {
+                assert!(n > high, "run {} took slot {slot} at {n}, below {high} from run {run}", e.run);
+                handovers += usize::from(run != e.run);
+            }
+        }
+        let entry = highest_in_slot.entry(slot).or_insert((n, e.run));
+        if n > entry.0 {
+            *entry = (n, e.run);
+        }
+    }
+    // a killed process's successor holds a slot within one TTL (plus the start of a process)
+    for &(at, killed, successor) in &kills {
+        let first = events.iter().find(|e| e.run == successor && matches!(e.line, Line::Nonce(..)));
+        let Some(first) = first else { continue }; // killed again before its first nonce
+        let waited = first.at.saturating_duration_since(at);
+        assert!(waited < TTL + Duration::from_millis(700), "run {killed} killed: its successor waited {waited:?}");
+    }
+    // a process resumed after its lease lapsed hands out nothing (beyond one line
+    // already handed out before the stop) until it holds a lease again: a new claim
+    let mut stops_beyond_ttl = 0;
+    for &(at, run) in &stops {
+        let claims_before = events.iter().rev().filter(|e| e.run == run && e.at < at).find_map(|e| {
+            if let Line::Nonce(_, c) = e.line {
+                Some(c)
+            } else {
+                None
+            }
+        });
+        let Some(claims_before) = claims_before else { continue };
+        let after: Vec<Line> = events.iter().filter(|e| e.run == run && e.at >= at).map(|e| e.line).collect();
+        if after.is_empty() {
+            continue;
+        }
+        stops_beyond_ttl += 1;
+        let stale = after.iter().filter(|l| matches!(l, Line::Nonce(_, c) if *c <= claims_before)).count();
+        assert!(
+            stale <= 1,
+            "run {run} handed out {stale} nonces under its lapsed lease: {:?}",
+            &after[..after.len().min(5)]
+        );
+    }
+    let nonces = seen.len() + duplicates;
+    eprintln!(
+        "chaos: processes {}, restarts {}, SIGSTOPs beyond the TTL {stops_beyond_ttl}, handovers {handovers}, \
+         nonces {nonces}, duplicates {duplicates}",
+        fleet.runs,
+        kills.len()
+    );
+    assert_eq!(duplicates, 0);
+    assert!(nonces > 10_000, "only {nonces} nonces: the children did not run");
+    assert!(
+        !kills.is_empty() && stops_beyond_ttl > 0,
+        "the schedule killed {} and stopped {stops_beyond_ttl}",
+        kills.len()
+    );
+}
+
+#[test]
+fn a_ninth_manager_gets_no_slot_or_waits_for_one() {
+    let server = RedisServer::start(&[]);
+    let managers: Vec<_> = (0..SLOTS)
+        .map(|_| NonceManager::builder().lease(lease(&server.url(), "nine").build().unwrap()).build().unwrap())
+        .collect();
+    let slots: HashSet<u64> = managers.iter().map(|m| m.lease_slot().unwrap()).collect();
+    assert_eq!(slots.len(), SLOTS as usize, "eight managers hold eight different slots");
+    let ninth = NonceManager::builder().lease(lease(&server.url(), "nine").build().unwrap()).build();
+    assert_eq!(ninth.unwrap_err(), BuildError::NoFreeSlot { key_space: "nine".into(), total_systems: SLOTS });
+
+    // waiting: one manager is dropped (its slot released) while the ninth waits
+    let mut managers = managers;
+    let freed = managers.pop().unwrap();
+    let freed_slot = freed.lease_slot().unwrap();
+    let last_in_freed = freed.next().unwrap();
+    let dropper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(freed);
+    });
+    let began = Instant::now();
+    let ninth = NonceManager::builder()
+        .lease(lease(&server.url(), "nine").wait(Duration::from_secs(3)).build().unwrap())
+        .build()
+        .expect("a slot frees up within the wait");
+    dropper.join().unwrap();
+    assert!(began.elapsed() >= Duration::from_millis(250), "it waited for the drop");
+    assert_eq!(ninth.lease_slot(), Some(freed_slot));
+    assert!(ninth.next().unwrap() > last_in_freed, "the successor starts above the slot's mark");
+}
+
+#[test]
+fn a_skewed_clock_is_refused_at_claim() {
+    let server = RedisServer::start(&[]);
+    let now = SystemClock.now_ms().unwrap();
+    let skewed = NonceManager::builder()
+        .clock(ManualClock::new(now + 5_000))
+        .lease(lease(&server.url(), "skew").max_skew(Duration::from_secs(1)).build().unwrap())
+        .build();
+    match skewed {
+        Err(BuildError::ClockSkew { skew_ms, max_skew_ms: 1_000 }) => assert!((4_000..6_000).contains(&skew_ms)),
+        other => panic!("expected ClockSkew, got {other:?}"),
+    }
+    // the refused claim released its slot: all eight are still free
+    let held: Vec<_> = (0..SLOTS)
+        .map(|_| NonceManager::builder().lease(lease(&server.url(), "skew").build().unwrap()).build().unwrap())
+        .collect();
+    assert_eq!(held.len(), SLOTS as usize);
+}
+
+#[test]
+fn a_key_space_written_under_other_settings_is_refused() {
+    let server = RedisServer::start(&[]);
+    let eight = NonceManager::builder().lease(lease(&server.url(), "set").build().unwrap()).build().unwrap();
+    drop(eight);
+    let four = SlotLease::builder(server.url(), "set", 4).build().unwrap();
+    let err = NonceManager::builder().lease(four).build().unwrap_err();
+    assert!(matches!(err, BuildError::InvalidConfig { field: "lease", .. }), "{err}");
+    server.cli(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+    let err = SlotLease::builder(server.url(), "other", 4).build().unwrap_err();
+    assert!(matches!(&err, BuildError::Store { reason } if reason.contains("allkeys-lru")), "{err}");
+    // and the builder's own checks
+    let bad = |b: monotonic_nonce::client::SlotLeaseBuilder| b.build().unwrap_err();
+    assert!(matches!(
+        bad(SlotLease::builder(server.url(), "x", 0)),
+        BuildError::InvalidConfig { field: "total_systems", .. }
+    ));
+    assert!(matches!(
+        bad(SlotLease::builder(server.url(), "{x}", 2)),
+        BuildError::InvalidConfig { field: "key_space", .. }
+    ));
+    assert!(matches!(
+        bad(SlotLease::builder(server.url(), "x", 2).ttl(Duration::from_secs(1)).margin(Duration::from_secs(1))),
+        BuildError::InvalidConfig { field: "margin", .. }
+    ));
+}
+
+#[test]
+fn with_redis_stopped_nothing_is_handed_out_once_the_lease_lapses() {
+    let mut server = RedisServer::start(&["--appendfsync", "always"]);
+    let m = NonceManager::builder()
+        .lease(lease(&server.url(), "down").io_timeout(Duration::from_millis(100)).build().unwrap())
+        .build()
+        .unwrap();
+    let before = m.next().unwrap();
+    server.kill();
+    let killed = Instant::now();
+    let mut handed_out = vec![];
+    let lapsed_after = loop {
+        match m.next() {
+            Ok(n) => handed_out.push(n),
+            Err(NonceError::LeaseLost { .. } | NonceError::LeaseStore { .. }) => break killed.elapsed(),
+            Err(e) => panic!("{e}"),
+        }
+        assert!(killed.elapsed() < TTL * 2, "still handing out nonces {:?} after Redis stopped", killed.elapsed());
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    assert!(lapsed_after <= TTL, "stopped after {lapsed_after:?}, beyond the TTL");
+    // fail closed: nothing at all while Redis is down
+    for _ in 0..20 {
+        assert!(m.next().is_err());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.restart();
+    let resumed = Instant::now();
+    let after = loop {
+        match m.next() {
+            Ok(n) => break n,
+            Err(_) => assert!(resumed.elapsed() < Duration::from_secs(5), "no nonce 5 s after Redis returned"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let highest = handed_out.iter().copied().max().unwrap_or(before);
+    assert!(after > highest, "after Redis returned: {after} <= {highest}");
+    eprintln!("lease lapsed {lapsed_after:?} after Redis stopped; resumed {:?} after it returned", resumed.elapsed());
+}
+
+#[test]
+fn a_lapsed_holder_takes_a_slot_again_and_continues_above_it() {
+    let server = RedisServer::start(&[]);
+    let a = NonceManager::builder().lease(lease(&server.url(), "lapse").build().unwrap()).build().unwrap();
+    let slot = a.lease_slot().unwrap();
+    let mut a_nonces: Vec<u64> = (0..1_000).map(|_| a.next().unwrap()).collect();
+    // the slot's key vanishes (an operator, or an expiry while the process was stopped) and B takes it
+    server.cli(&["DEL", &format!("{{lapse}}:slot:{slot}")]);
+    let b = NonceManager::builder().lease(lease(&server.url(), "lapse").build().unwrap()).build().unwrap();
+    assert_eq!(b.lease_slot(), Some(slot), "B prefers the same slot (same process id)");
+    let b_first = b.next().unwrap();
+    assert!(b_first > *a_nonces.last().unwrap(), "B starts above everything A handed out in the slot");
+    // A finds out at its next renewal or mark write, and moves to another slot
+    let began = Instant::now();
+    let mut lost = 0;
+    while a.lease_slot() == Some(slot) || a_nonces.len() < 2_000 {
+        match a.next() {
+            Ok(n) => a_nonces.push(n),
+            Err(NonceError::LeaseLost { .. }) => lost += 1,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(began.elapsed() < TTL * 3, "A never moved off slot {slot}");
+    }
+    let b_nonces: Vec<u64> = std::iter::once(b_first).chain((0..1_000).map(|_| b.next().unwrap())).collect();
+    let all: HashSet<u64> = a_nonces.iter().chain(&b_nonces).copied().collect();
+    assert_eq!(all.len(), a_nonces.len() + b_nonces.len(), "no nonce twice");
+    assert!(a_nonces.windows(2).all(|w| w[0] < w[1]), "A strictly increasing across the switch");
+    assert_ne!(a.lease_slot(), Some(slot));
+    eprintln!("A lost its slot {lost} times before holding slot {:?}", a.lease_slot());
+}
