@@ -14,6 +14,8 @@
 //! Each row carries what it is expected to show; the run checks every row and
 //! exits non-zero if one fails.
 
+#[cfg(feature = "redis")]
+mod fleet;
 mod gateways;
 mod http;
 /// The tests' HMAC-signing axum gateway, shared by path.
@@ -21,6 +23,11 @@ mod http;
 #[allow(unreachable_pub)]
 mod http_gateway;
 mod network;
+/// The tests' TCP forwarder (scenario 9 cuts a bot off Redis with it), shared by path.
+#[cfg(feature = "redis")]
+#[path = "../../tests/common/proxy.rs"]
+#[allow(unreachable_pub)]
+mod proxy;
 /// The tests' `redis-server` starter (free port, temp dir, killed on drop), shared by path.
 #[cfg(feature = "redis")]
 #[path = "../../tests/common/redis_server.rs"]
@@ -36,13 +43,13 @@ use scenario::{attacker, burst, naive, reordered, two_processes};
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: exchange_sim [--bots N] [--requests N] [--seed N] [--scenario 1-8] [--redis URL] [--json] [--chart FILE.svg]
+    "usage: exchange_sim [--bots N] [--requests N] [--seed N] [--scenario 1-9] [--redis URL] [--json] [--chart FILE.svg]
 
   --bots N        bot threads sharing one key (default 4)
   --requests N    requests per bot (default 20000)
   --seed N        seed of the network delays (default 42)
-  --scenario K    run only scenario K (1-8; default all)
-  --redis URL     scenarios 7b and 8c on this Redis (default: start a local redis-server; needs --features redis)
+  --scenario K    run only scenario K (1-9; default all)
+  --redis URL     scenarios 7b, 8c and 9 on this Redis (default: start a local redis-server; needs --features redis)
   --json          print the summary as JSON instead of a table
   --chart FILE    write an SVG chart of scenario 5's lead over the clock
   --help          this text";
@@ -67,7 +74,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             "--bots" => a.bots = number(&value("--bots")?, "--bots", 1, 64)? as usize,
             "--requests" => a.requests = number(&value("--requests")?, "--requests", 1, 10_000_000)? as usize,
             "--seed" => a.seed = number(&value("--seed")?, "--seed", 0, u64::MAX)?,
-            "--scenario" => a.scenario = Some(number(&value("--scenario")?, "--scenario", 1, 8)? as u32),
+            "--scenario" => a.scenario = Some(number(&value("--scenario")?, "--scenario", 1, 9)? as u32),
             "--redis" => a.redis = Some(value("--redis")?),
             "--json" => a.json = true,
             "--chart" => a.chart = Some(value("--chart")?),
@@ -163,6 +170,15 @@ fn main() -> ExitCode {
         }
         #[cfg(not(feature = "redis"))]
         eprintln!("  8c skipped: built without Redis support (cargo run --release -p exchange-sim --features redis)");
+    }
+    if wants(9) {
+        #[cfg(feature = "redis")]
+        match fleet::autoscaling(&args, &mut rng) {
+            Ok(new) => progress(new, &mut rows),
+            Err(why) => eprintln!("  9 skipped: {why}"),
+        }
+        #[cfg(not(feature = "redis"))]
+        eprintln!("  9 skipped: built without Redis support (cargo run --release -p exchange-sim --features redis)");
     }
     if args.json {
         print_json(&rows);

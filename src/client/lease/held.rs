@@ -311,6 +311,21 @@ impl Held {
     }
 }
 
+impl Held {
+    /// A clean release by a manager that hands out nothing more: the slot's
+    /// mark becomes `last` (every nonce of this slot, ours and our
+    /// predecessors', is at or below it) and the slot is freed.
+    pub(crate) fn settle(&self, last: u64) {
+        let mut held = self.token.lock();
+        if !held.token.is_empty() {
+            let _ = self.io.lock().settle(&self.cfg.keys, held.slot, &held.token, last);
+            held.token.clear();
+            // Relaxed: as in `open`; nothing is handed out after this.
+            self.gate.until.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
 impl Drop for Held {
     fn drop(&mut self) {
         if let Some(thread) = self.thread.lock().take() {

@@ -57,6 +57,17 @@ end
 return 1
 ";
 
+/// At a clean release: sets the mark to the last nonce handed out (lower than
+/// the mark written ahead, so a successor starts near the clock, not a whole
+/// `mark_ahead` above it) and deletes the slot, if it still holds our token.
+/// KEYS: slot, mark. ARGV: token, last.
+const SETTLE: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('DEL', KEYS[1])
+return 1
+";
+
 /// Deletes the slot if it still holds our token. KEYS: slot. ARGV: token.
 const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
@@ -177,6 +188,11 @@ impl Io {
             .map(|r| r == 1)
     }
 
+    pub(super) fn settle(&mut self, keys: &Keys, slot: u64, token: &str, last: u64) -> redis::RedisResult<()> {
+        self.with(|c| scripts().settle.key(keys.slot(slot)).key(keys.mark(slot)).arg(token).arg(last).invoke::<i64>(c))
+            .map(|_| ())
+    }
+
     pub(super) fn release(&mut self, keys: &Keys, slot: u64, token: &str) -> redis::RedisResult<()> {
         self.with(|c| scripts().release.key(keys.slot(slot)).arg(token).invoke::<i64>(c)).map(|_| ())
     }
@@ -194,6 +210,7 @@ struct Scripts {
     claim: redis::Script,
     renew: redis::Script,
     mark: redis::Script,
+    settle: redis::Script,
     release: redis::Script,
 }
 
@@ -203,6 +220,7 @@ fn scripts() -> &'static Scripts {
         claim: redis::Script::new(CLAIM),
         renew: redis::Script::new(RENEW),
         mark: redis::Script::new(MARK),
+        settle: redis::Script::new(SETTLE),
         release: redis::Script::new(RELEASE),
     })
 }

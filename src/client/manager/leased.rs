@@ -83,6 +83,15 @@ pub(super) fn start(
     Ok(Start { held, durable, strategy, params, floor })
 }
 
+impl<C: Clock> Drop for NonceManager<C> {
+    /// With a lease: the slot's mark is settled at `last` and the slot freed.
+    fn drop(&mut self) {
+        if let Some(held) = self.lease.as_deref() {
+            held.settle(self.last());
+        }
+    }
+}
+
 impl<C: Clock> NonceManager<C> {
     /// The parameters and mark to compute with: the slot held, or a
     /// re-acquisition when the gate is closed.
