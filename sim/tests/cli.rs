@@ -38,7 +38,7 @@ fn json_summary_parses() {
 
 #[test]
 fn bad_flags_are_a_usage_error() {
-    for args in [&["--bots", "0"][..], &["--scenario", "9"], &["--frobnicate"], &["--seed"], &["--requests", "x"]] {
+    for args in [&["--bots", "0"][..], &["--scenario", "10"], &["--frobnicate"], &["--seed"], &["--requests", "x"]] {
         let out = sim().args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("usage: exchange_sim"), "{args:?}");
