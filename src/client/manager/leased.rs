@@ -106,12 +106,13 @@ impl<C: Clock> NonceManager<C> {
         Ok(Step::Go(Params { offset: held.gate.slot(), ..params }, mark))
     }
 
-    /// After a successful compare-exchange: the nonce is handed out only if
-    /// the lease is still within its deadline (less the margin).
+    /// After a successful compare-exchange: the nonce (computed under slot
+    /// `slot`) is handed out only if the lease is still within its deadline
+    /// (less the margin) and still on that slot; otherwise it is dropped.
     #[inline(always)]
-    pub(super) fn lease_still_held(&self) -> Result<(), NonceError> {
+    pub(super) fn lease_still_held(&self, slot: u64) -> Result<(), NonceError> {
         match self.lease.as_deref() {
-            Some(held) if !held.gate.still_open() => Err(held.lost()),
+            Some(held) if !held.gate.still_open() || held.gate.slot() != slot => Err(held.lost()),
             _ => Ok(()),
         }
     }

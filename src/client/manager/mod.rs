@@ -497,7 +497,7 @@ impl<C: Clock> NonceManager<C> {
             match self.last.compare_exchange_weak(last, span.last, Ordering::Relaxed, load) {
                 Ok(_) => {
                     if !PLAIN {
-                        self.lease_still_held()?;
+                        self.lease_still_held(params.offset)?;
                         if let Some(h) = &self.history {
                             h.record(HistoryEntry { nonce: span.first, clock_ms: now.unwrap_or(0), location });
                         }
@@ -541,7 +541,7 @@ impl<C: Clock> NonceManager<C> {
     }
 
     #[inline(always)]
-    fn lease_still_held(&self) -> Result<(), NonceError> {
+    fn lease_still_held(&self, _slot: u64) -> Result<(), NonceError> {
         Ok(())
     }
 }
