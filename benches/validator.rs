@@ -18,8 +18,16 @@
 //!   signature check sit between two validations; `baseline/work_alone` is that
 //!   work with no table. Back to back, a table's cache misses overlap with the
 //!   next call's; spaced, each call pays its own.
-//! - `threads_1M/{1,2,4}`: N threads on disjoint accounts; throughput is aggregate
-//!   (neither Window(8128) nor the 128-byte bare map).
+//! - `single/1M_half_refused`: in order, every other call a replay of the
+//!   account's last nonce (refused by every target).
+//! - `threads_1M/{1,2,4}` (all accepted: in order) and `threads_1M_half_refused/{1,2,4}`:
+//!   N threads on disjoint accounts; throughput is aggregate (neither
+//!   Window(8128) nor the 128-byte bare map). `MN_BENCH_THREADS=1,2,4,8,16`
+//!   sets the thread counts.
+//!
+//! Besides the bare map, `baseline/dashmap` is `DashMap<u64, u64>` with the
+//! crate's hasher and the validator's shard count (4 x cores): one `entry`
+//! (get, compare, update) per call, what a gateway written by hand would do.
 //!
 //! `cargo bench --bench validator`
 
@@ -111,6 +119,31 @@ impl Target for BareWideMap {
     }
 }
 
+/// `DashMap<u64, u64>`: the account's last nonce, get-compare-update under
+/// the shard's write lock, with the crate's hasher and the validator's shard count.
+struct DashMapLast {
+    map: dashmap::DashMap<u64, u64, monotonic_nonce::validator::DefaultHashBuilder>,
+}
+
+impl DashMapLast {
+    fn new(accounts: usize) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let shards = (4 * cores).next_power_of_two().max(2);
+        Self { map: dashmap::DashMap::with_capacity_and_hasher_and_shard_amount(accounts, Default::default(), shards) }
+    }
+}
+
+impl Target for DashMapLast {
+    fn feed(&self, account: u64, nonce: u64) -> bool {
+        let mut last = self.map.entry(account).or_insert(0);
+        let fresh = nonce > *last;
+        if fresh {
+            *last = nonce;
+        }
+        fresh
+    }
+}
+
 impl Target for NonceValidator<u64> {
     fn feed(&self, account: u64, nonce: u64) -> bool {
         self.validate(&account, nonce).is_ok()
@@ -142,6 +175,17 @@ fn other_work(seed: u64, zero: u64) -> u64 {
     x & zero
 }
 
+/// The order of each account's nonces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// Swapped pairs: `2, 1, 4, 3, ...`.
+    Reordered,
+    /// `1, 2, 3, ...`: every call accepted.
+    InOrder,
+    /// In order, every other call a replay of the account's last nonce.
+    HalfReplayed,
+}
+
 /// One thread's stream of requests over the accounts `first, first + stride, ...`.
 struct Traffic {
     first: u64,
@@ -149,11 +193,20 @@ struct Traffic {
     sent: Vec<u64>,
     rng: u64,
     reordered: bool,
+    /// Every other call replays (with `Shape::HalfReplayed`); flips each call.
+    replay: Option<bool>,
 }
 
 impl Traffic {
-    fn new(first: u64, stride: u64, accounts: usize, reordered: bool) -> Self {
-        Self { first, stride, sent: vec![0; accounts], rng: 0x9E37_79B9_7F4A_7C15 ^ first, reordered }
+    fn new(first: u64, stride: u64, accounts: usize, shape: Shape) -> Self {
+        Self {
+            first,
+            stride,
+            sent: vec![0; accounts],
+            rng: 0x9E37_79B9_7F4A_7C15 ^ first,
+            reordered: shape == Shape::Reordered,
+            replay: (shape == Shape::HalfReplayed).then_some(false),
+        }
     }
 
     /// The `k`-th nonce an account sends (from 0): swapped pairs, or in order.
@@ -173,8 +226,15 @@ impl Traffic {
         self.rng ^= self.rng << 17;
         let i = (self.rng % self.sent.len() as u64) as usize;
         let k = self.sent[i];
+        let account = self.first + self.stride * i as u64;
+        if let Some(replay) = &mut self.replay {
+            *replay = !*replay;
+            if *replay && k > 0 {
+                return (account, self.nonce(k - 1)); // the last nonce again: refused
+            }
+        }
         self.sent[i] = k + 1;
-        (self.first + self.stride * i as u64, self.nonce(k))
+        (account, self.nonce(k))
     }
 
     /// Two requests for every account, in order of account: every state exists.
@@ -196,9 +256,10 @@ fn validator(policy: Policy, accounts: usize) -> NonceValidator<u64> {
 /// The targets of every group, baselines first; each is pre-sized for `accounts`.
 type Maker = fn(usize) -> Box<dyn Target>;
 
-fn targets() -> [(&'static str, Maker); 7] {
+fn targets() -> [(&'static str, Maker); 8] {
     [
         ("baseline/naive_btreeset", |_| Box::new(Naive::default())),
+        ("baseline/dashmap", |n| Box::new(DashMapLast::new(n))),
         ("baseline/bare_hashmap", |n| {
             let map = BareMap::default();
             map.last.lock().reserve(n);
@@ -218,17 +279,20 @@ fn targets() -> [(&'static str, Maker); 7] {
 
 /// A target for `accounts` accounts and one thread's traffic over them, the
 /// target primed with two nonces per account.
-fn prime(make: Maker, accounts: usize, reordered: bool) -> (Box<dyn Target>, Traffic) {
+fn prime(make: Maker, accounts: usize, shape: Shape) -> (Box<dyn Target>, Traffic) {
     let target = make(accounts);
-    let mut traffic = Traffic::new(1, 1, accounts, reordered);
+    let mut traffic = Traffic::new(1, 1, accounts, shape);
     traffic.prime(&*target);
     (target, traffic)
 }
 
 fn single(c: &mut Criterion) {
-    for (group, accounts, reordered) in
-        [("single/1k", 1_000usize, true), ("single/1M", 1_000_000, true), ("single/1M_in_order", 1_000_000, false)]
-    {
+    for (group, accounts, shape) in [
+        ("single/1k", 1_000usize, Shape::Reordered),
+        ("single/1M", 1_000_000, Shape::Reordered),
+        ("single/1M_in_order", 1_000_000, Shape::InOrder),
+        ("single/1M_half_refused", 1_000_000, Shape::HalfReplayed),
+    ] {
         let mut g = c.benchmark_group(group);
         g.throughput(Throughput::Elements(1));
         for (name, make) in targets() {
@@ -236,7 +300,7 @@ fn single(c: &mut Criterion) {
             // benchmarks its filter selects (several times, hence once-only)
             let mut primed: Option<(Box<dyn Target>, Traffic)> = None;
             g.bench_function(name, |b| {
-                let (target, traffic) = primed.get_or_insert_with(|| prime(make, accounts, reordered));
+                let (target, traffic) = primed.get_or_insert_with(|| prime(make, accounts, shape));
                 b.iter(|| {
                     let (account, nonce) = traffic.next();
                     black_box(target.feed(account, nonce))
@@ -256,7 +320,7 @@ fn spaced(c: &mut Criterion) {
         // built and primed on first use, as in `single`
         let mut primed: Option<(Box<dyn Target>, Traffic)> = None;
         g.bench_function(name, |b| {
-            let (target, traffic) = primed.get_or_insert_with(|| prime(make, ACCOUNTS, true));
+            let (target, traffic) = primed.get_or_insert_with(|| prime(make, ACCOUNTS, Shape::Reordered));
             let zero = black_box(0); // not known to the compiler: the account waits for the work
             b.iter(|| {
                 let (account, nonce) = traffic.next();
@@ -295,33 +359,44 @@ fn run_threads(target: &dyn Target, streams: &[Mutex<Traffic>], iters: u64) -> D
 /// One stream per thread, each locked by its thread for a whole run.
 type Streams = Vec<Mutex<Traffic>>;
 
+/// The thread counts of the `threads` groups: `MN_BENCH_THREADS=1,2,4,8,16`, or 1, 2 and 4.
+fn thread_counts() -> Vec<usize> {
+    std::env::var("MN_BENCH_THREADS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).filter(|&n| n > 0).collect::<Vec<usize>>())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| vec![1, 2, 4])
+}
+
 fn threads(c: &mut Criterion) {
     const ACCOUNTS: usize = 1_000_000;
-    let mut g = c.benchmark_group("threads_1M");
-    for threads in [1usize, 2, 4] {
-        // one iteration = one request on each thread
-        g.throughput(Throughput::Elements(threads as u64));
-        for (name, make) in
-            targets().into_iter().filter(|(name, _)| !matches!(*name, "window_8128" | "baseline/bare_hashmap_128B"))
-        {
-            // built and primed on first use, as in `single`
-            let mut primed: Option<(Box<dyn Target>, Streams)> = None;
-            g.bench_function(BenchmarkId::new(name, threads), |b| {
-                let (target, streams) = primed.get_or_insert_with(|| {
-                    let target = make(ACCOUNTS);
-                    let streams: Streams = (0..threads)
-                        .map(|t| Mutex::new(Traffic::new(1 + t as u64, threads as u64, ACCOUNTS / threads, true)))
-                        .collect();
-                    for stream in &streams {
-                        stream.lock().prime(&*target);
-                    }
-                    (target, streams)
+    for (group, shape) in [("threads_1M", Shape::InOrder), ("threads_1M_half_refused", Shape::HalfReplayed)] {
+        let mut g = c.benchmark_group(group);
+        for threads in thread_counts() {
+            // one iteration = one request on each thread
+            g.throughput(Throughput::Elements(threads as u64));
+            for (name, make) in
+                targets().into_iter().filter(|(name, _)| !matches!(*name, "window_8128" | "baseline/bare_hashmap_128B"))
+            {
+                // built and primed on first use, as in `single`
+                let mut primed: Option<(Box<dyn Target>, Streams)> = None;
+                g.bench_function(BenchmarkId::new(name, threads), |b| {
+                    let (target, streams) = primed.get_or_insert_with(|| {
+                        let target = make(ACCOUNTS);
+                        let streams: Streams = (0..threads)
+                            .map(|t| Mutex::new(Traffic::new(1 + t as u64, threads as u64, ACCOUNTS / threads, shape)))
+                            .collect();
+                        for stream in &streams {
+                            stream.lock().prime(&*target);
+                        }
+                        (target, streams)
+                    });
+                    b.iter_custom(|iters| run_threads(&**target, streams, iters))
                 });
-                b.iter_custom(|iters| run_threads(&**target, streams, iters))
-            });
+            }
         }
+        g.finish();
     }
-    g.finish();
 }
 
 fn config() -> Criterion {

@@ -171,11 +171,10 @@ impl Limits {
     /// time bounds are set); a failed reading fails closed.
     #[inline]
     pub(crate) fn precheck(&self, nonce: u64, now: impl FnOnce() -> Result<u64, ClockError>) -> Result<(), Rejection> {
-        if nonce == 0 {
-            return Err(Rejection::NotPositive);
-        }
-        if nonce > self.ceiling {
-            return Err(Rejection::AboveCeiling { ceiling: self.ceiling, attempted_nonce: nonce });
+        // one comparison for both: `nonce - 1` wraps to u64::MAX for 0, and is at
+        // least the ceiling exactly when `nonce` is above it
+        if nonce.wrapping_sub(1) >= self.ceiling {
+            return Err(invalid(nonce, self.ceiling));
         }
         let Some(b) = self.bounds else { return Ok(()) };
         let now = now().map_err(Rejection::ClockUnavailable)?;
@@ -213,6 +212,17 @@ impl Limits {
     /// The future bound in ms, when set.
     pub(crate) fn max_future_ms(&self) -> Option<u64> {
         self.bounds?.max_future_ms
+    }
+}
+
+/// `NotPositive` or `AboveCeiling`: out of line, off the hot path.
+#[cold]
+#[inline(never)]
+fn invalid(nonce: u64, ceiling: u64) -> Rejection {
+    if nonce == 0 {
+        Rejection::NotPositive
+    } else {
+        Rejection::AboveCeiling { ceiling, attempted_nonce: nonce }
     }
 }
 
