@@ -510,3 +510,30 @@ fn a_lapsed_holder_takes_a_slot_again_and_continues_above_it() {
     assert!(a.lease_slot().is_some_and(|s| s != slot));
     eprintln!("A lost its slot {lost} times before holding slot {:?}", a.lease_slot());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_async_renewer_keeps_the_lease_and_lets_it_lapse_when_redis_stops() {
+    let mut server = RedisServer::start(&[]);
+    let lease = lease(&server.url(), "async").io_timeout(Duration::from_millis(100)).build_async().unwrap();
+    let m = NonceManager::builder().lease(lease).build().unwrap();
+    // held across three TTLs: only the tokio task renews it
+    let began = Instant::now();
+    let mut last = 0;
+    while began.elapsed() < TTL * 3 {
+        let n = m.next().expect("the renewer task keeps the lease");
+        assert!(n > last);
+        last = n;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(m.lease_claims(), 1, "renewed, never re-claimed");
+    server.kill();
+    let killed = Instant::now();
+    while m.next().is_ok() {
+        assert!(killed.elapsed() < TTL * 2, "still handing out nonces {:?} after Redis stopped", killed.elapsed());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(killed.elapsed() <= TTL, "lapsed {:?} after Redis stopped", killed.elapsed());
+    // outside a runtime, build_async is a clear error
+    let outside = std::thread::spawn(|| SlotLease::builder("redis://127.0.0.1:1", "x", 2).build_async().unwrap_err());
+    assert!(matches!(outside.join().unwrap(), BuildError::InvalidConfig { field: "lease", .. }));
+}
