@@ -1,5 +1,5 @@
 //! Fleet leases (`SlotLease`) against a real `redis-server` the tests start:
-//! slots, marks, self-fencing, and a chaos run of 8 bot processes on one key
+//! slots (a ninth process among eight), marks, self-fencing, and a chaos run of 8 bot processes on one key
 //! killed, stopped and skewed at random.
 //!
 //! Needs `redis-server` and `redis-cli` (Debian: `apt-get install -y redis-server`);
@@ -387,6 +387,108 @@ fn a_ninth_manager_gets_no_slot_or_waits_for_one() {
     assert!(began.elapsed() >= Duration::from_millis(250), "it waited for the drop");
     assert_eq!(ninth.lease_slot(), Some(freed_slot));
     assert!(ninth.next().unwrap() > last_in_freed, "the successor starts above the slot's mark");
+}
+
+const HOLD_WAIT_ENV: &str = "MONOTONIC_NONCE_LEASE_WAIT_MS";
+
+#[test]
+#[ignore = "helper: the ninth-process test runs it as a child process"]
+fn slot_holder_child() {
+    let Ok(url) = std::env::var(URL_ENV) else { return };
+    let wait = std::env::var(HOLD_WAIT_ENV).ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let built = lease(&url, "ninth")
+        .wait(Duration::from_millis(wait))
+        .build()
+        .and_then(|lease| NonceManager::builder().lease(lease).build());
+    match built {
+        Ok(m) => {
+            println!("\nSLOT {} {}", m.lease_slot().expect("a leased manager has a slot"), m.next().expect("next"));
+            // hold the slot until the parent closes stdin (or kills this process)
+            let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
+        }
+        Err(e) => println!("\nERR {e:?}"),
+    }
+}
+
+/// Child processes of `slot_holder_child`, killed when the test ends however it ends.
+struct Holders(Vec<Child>);
+
+impl Drop for Holders {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Holders {
+    /// Starts a holder that waits up to `wait_ms` for a slot; its first line (`SLOT i n` or `ERR …`) comes on the
+    /// receiver, which never blocks the test for good (`recv_timeout`).
+    fn spawn(&mut self, url: &str, wait_ms: u64) -> std::sync::mpsc::Receiver<String> {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["slot_holder_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .env(URL_ENV, url)
+            .env(HOLD_WAIT_ENV, wait_ms.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the child");
+        let stdout = child.stdout.take().expect("piped");
+        self.0.push(child);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("SLOT ") || line.starts_with("ERR ") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        rx
+    }
+}
+
+/// `(slot, nonce)` from a `SLOT i n` line.
+fn held(line: &str) -> (u64, u64) {
+    match line.split(' ').collect::<Vec<_>>()[..] {
+        ["SLOT", slot, nonce] => (slot.parse().unwrap(), nonce.parse().unwrap()),
+        _ => panic!("expected a slot, got {line:?}"),
+    }
+}
+
+#[test]
+fn a_ninth_process_gets_no_slot_or_waits_for_a_killed_holders_slot() {
+    let server = RedisServer::start(&[]);
+    let url = server.url();
+    let first_line = Duration::from_secs(30); // the child starts and claims; a bound, not a wait
+    let mut holders = Holders(Vec::new());
+    let eight: Vec<(u64, u64)> = (0..SLOTS)
+        .map(|_| holders.spawn(&url, 0))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|rx| held(&rx.recv_timeout(first_line).expect("a holder's first line")))
+        .collect();
+    let slots: HashSet<u64> = eight.iter().map(|&(slot, _)| slot).collect();
+    assert_eq!(slots.len(), SLOTS as usize, "eight processes hold eight different slots: {eight:?}");
+
+    let ninth = holders.spawn(&url, 0).recv_timeout(first_line).expect("the ninth's line");
+    let expected = BuildError::NoFreeSlot { key_space: "ninth".into(), total_systems: SLOTS };
+    assert_eq!(ninth, format!("ERR {expected:?}"));
+
+    // a ninth that waits gets the slot of a holder killed meanwhile (no release: the lease runs out)
+    let waiting = holders.spawn(&url, 5_000);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(waiting.try_recv().is_err(), "the ninth waits while every slot is held");
+    let (victim_slot, victim_nonce) = eight[3];
+    holders.0[3].kill().unwrap(); // SIGKILL
+    holders.0[3].wait().unwrap();
+    let killed = Instant::now();
+    let (slot, nonce) = held(&waiting.recv_timeout(Duration::from_secs(10)).expect("the waiting ninth's line"));
+    assert_eq!(slot, victim_slot, "the killed holder's slot, the only one free");
+    assert!(nonce > victim_nonce, "the successor starts above what the killed holder handed out");
+    // the lease runs out at most a TTL after the kill; the waiter polls every TTL/10 (slack for a loaded CI host)
+    assert!(killed.elapsed() <= TTL + Duration::from_secs(1), "taken {:?} after the kill", killed.elapsed());
 }
 
 #[test]
