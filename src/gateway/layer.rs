@@ -51,6 +51,12 @@ enum Mode {
 /// - Bad input is a 400 with the JSON body and records nothing; nothing in
 ///   the layer panics on input.
 ///
+/// Over a validator that answers at once (the in-memory one, through
+/// [`AsyncValidator::validate_now`]) the verdict is given, and an accepted
+/// nonce recorded, in `call`, and the future returned is the inner service's
+/// own ([`ResponseFuture`]); over one that needs a round trip (Redis) the
+/// verdict and the inner call share one boxed future.
+///
 /// ```
 /// use monotonic_nonce::gateway::{NonceLayer, Verified};
 /// use monotonic_nonce::{NonceValidator, Policy};
@@ -151,26 +157,74 @@ where
 {
     type Response = Response<ResB>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<ResB>, S::Error>> + Send>>;
+    type Future = ResponseFuture<S::Future, ResB, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request<ReqB>) -> Self::Future {
+        let (account, nonce) = match self.source.read(&request) {
+            Ok(pair) => pair,
+            Err(refusal) => {
+                crate::telemetry::gateway_refused(refusal == Refusal::Unverified);
+                return ResponseFuture::ready(self.handler.respond(refusal));
+            }
+        };
+        // a validator that answers at once (in memory) is answered here: no boxed future
+        let now = match self.mode {
+            Mode::Check => self.validator.check_now(&account, nonce),
+            Mode::Record => self.validator.validate_now(&account, nonce),
+        };
+        match now {
+            Some(Ok(())) => {
+                if self.mode == Mode::Record {
+                    request.extensions_mut().insert(Accepted { account, nonce });
+                }
+                // the service polled ready answers this request, as `Service` asks
+                ResponseFuture { state: State::Inner { future: self.inner.call(request) } }
+            }
+            Some(Err(rejection)) => match self.validator.error_body_now(&account, &rejection) {
+                Some(body) => ResponseFuture::ready(self.handler.respond(Refusal::Rejected {
+                    account,
+                    rejection,
+                    body: Box::new(body),
+                })),
+                None => {
+                    let (validator, handler) = (Arc::clone(&self.validator), self.handler.clone());
+                    ResponseFuture::boxed(async move {
+                        let body = validator.error_body(&account, &rejection).await;
+                        Ok(handler.respond(Refusal::Rejected { account, rejection, body: Box::new(body) }))
+                    })
+                }
+            },
+            None => self.call_waiting(request, account, nonce),
+        }
+    }
+}
+
+impl<S, V, Src, H> NonceService<S, V, Src, H> {
+    /// The path of a validator that answers after a round trip (Redis): the
+    /// verdict and the inner call in one boxed future.
+    fn call_waiting<ReqB, ResB>(
+        &mut self,
+        mut request: Request<ReqB>,
+        account: String,
+        nonce: u64,
+    ) -> ResponseFuture<S::Future, ResB, S::Error>
+    where
+        S: Service<Request<ReqB>, Response = Response<ResB>> + Clone + Send + 'static,
+        S::Future: Send,
+        V: AsyncValidator + 'static,
+        H: ErrorHandler<ResB>,
+        ReqB: Send + 'static,
+        ResB: Send + 'static,
+    {
         // the service that was polled ready goes with this request; a clone stays for the next
         let inner = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, inner);
         let (validator, handler, mode) = (Arc::clone(&self.validator), self.handler.clone(), self.mode);
-        let read = self.source.read(&request);
-        Box::pin(async move {
-            let (account, nonce) = match read {
-                Ok(pair) => pair,
-                Err(refusal) => {
-                    crate::telemetry::gateway_refused(refusal == Refusal::Unverified);
-                    return Ok(handler.respond(refusal));
-                }
-            };
+        ResponseFuture::boxed(async move {
             let verdict = match mode {
                 Mode::Check => validator.check(&account, nonce).await,
                 Mode::Record => validator.validate(&account, nonce).await,
@@ -184,5 +238,64 @@ where
             }
             inner.call(request).await
         })
+    }
+}
+
+type Boxed<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
+
+pin_project_lite::pin_project! {
+    /// The future [`NonceService`] returns: the inner service's own future
+    /// when an in-memory validator accepted at once, a refusal ready at once,
+    /// or, over a validator that answers after a round trip, a boxed future.
+    pub struct ResponseFuture<F, B, E> {
+        #[pin]
+        state: State<F, B, E>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F, B, E> {
+        Inner { #[pin] future: F },
+        Ready { response: Option<Response<B>> },
+        Waiting { future: Boxed<B, E> },
+    }
+}
+
+impl<F, B, E> ResponseFuture<F, B, E> {
+    fn ready(response: Response<B>) -> Self {
+        Self { state: State::Ready { response: Some(response) } }
+    }
+
+    fn boxed(future: impl Future<Output = Result<Response<B>, E>> + Send + 'static) -> Self {
+        Self { state: State::Waiting { future: Box::pin(future) } }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { future } => future.poll(cx),
+            StateProj::Ready { response } => {
+                Poll::Ready(Ok(response.take().expect("a NonceService future polled after it completed")))
+            }
+            StateProj::Waiting { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F, B, E> std::fmt::Debug for ResponseFuture<F, B, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self.state {
+            State::Inner { .. } => "Inner",
+            State::Ready { .. } => "Ready",
+            State::Waiting { .. } => "Waiting",
+        };
+        f.debug_struct("ResponseFuture").field("state", &state).finish()
     }
 }

@@ -51,6 +51,6 @@ mod layer;
 mod refusal;
 mod source;
 
-pub use layer::{Accepted, NonceLayer, NonceService};
+pub use layer::{Accepted, NonceLayer, NonceService, ResponseFuture};
 pub use refusal::{BadInput, ErrorHandler, JsonErrors, Refusal};
 pub use source::{parse_nonce, FromVerified, HeaderPair, NonceSource, QueryParam, Verified, DEFAULT_MAX_ACCOUNT_LEN};

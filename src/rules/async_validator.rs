@@ -48,6 +48,28 @@ pub trait AsyncValidator: Send + Sync {
 
     /// A short name for metrics labels and logs: `"memory"` or `"redis"`.
     fn backend(&self) -> &'static str;
+
+    /// `check`'s verdict without waiting, from a validator that can give it
+    /// so (in memory); `None` (the default) when it needs a round trip, and
+    /// the caller awaits `check`. Callers such as the gateway layer use it to
+    /// answer without boxing a future.
+    fn check_now(&self, account: &str, nonce: u64) -> Option<Result<(), Rejection>> {
+        let _ = (account, nonce);
+        None
+    }
+
+    /// `validate`'s verdict without waiting (an accepted nonce recorded), or
+    /// `None` (the default: nothing recorded) when it needs a round trip.
+    fn validate_now(&self, account: &str, nonce: u64) -> Option<Result<(), Rejection>> {
+        let _ = (account, nonce);
+        None
+    }
+
+    /// `error_body` without waiting, or `None` (the default).
+    fn error_body_now(&self, account: &str, rejection: &Rejection) -> Option<ErrorBody> {
+        let _ = (account, rejection);
+        None
+    }
 }
 
 impl<V: AsyncValidator + ?Sized> AsyncValidator for std::sync::Arc<V> {
@@ -62,5 +84,14 @@ impl<V: AsyncValidator + ?Sized> AsyncValidator for std::sync::Arc<V> {
     }
     fn backend(&self) -> &'static str {
         (**self).backend()
+    }
+    fn check_now(&self, account: &str, nonce: u64) -> Option<Result<(), Rejection>> {
+        (**self).check_now(account, nonce)
+    }
+    fn validate_now(&self, account: &str, nonce: u64) -> Option<Result<(), Rejection>> {
+        (**self).validate_now(account, nonce)
+    }
+    fn error_body_now(&self, account: &str, rejection: &Rejection) -> Option<ErrorBody> {
+        (**self).error_body_now(account, rejection)
     }
 }

@@ -1,5 +1,5 @@
 //! [`AsyncValidator`] for the in-memory validator: every future is ready
-//! when first polled (the validator never waits).
+//! when first polled, and every `_now` method answers (the validator never waits).
 
 use super::NonceValidator;
 use crate::clock::Clock;
@@ -21,5 +21,14 @@ impl<C: Clock, S: BuildHasher + Clone + Send + Sync> AsyncValidator for NonceVal
     }
     fn backend(&self) -> &'static str {
         "memory"
+    }
+    fn check_now(&self, account: &str, nonce: u64) -> Option<Result<(), Rejection>> {
+        Some(NonceValidator::check(self, account, nonce))
+    }
+    fn validate_now(&self, account: &str, nonce: u64) -> Option<Result<(), Rejection>> {
+        Some(NonceValidator::validate(self, account, nonce))
+    }
+    fn error_body_now(&self, account: &str, rejection: &Rejection) -> Option<ErrorBody> {
+        Some(NonceValidator::error_body(self, account, rejection))
     }
 }

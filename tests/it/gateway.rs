@@ -288,3 +288,72 @@ async fn a_failed_server_clock_is_a_500_and_a_custom_handler_answers_instead() {
     assert!(response.body().contains("clock"), "{}", response.body());
     clock.set_failing(false);
 }
+
+/// A validator that answers only after a yield, with none of the `_now`
+/// methods: the layer's path for stores that need a round trip (Redis).
+#[derive(Clone)]
+struct Deferred(Arc<NonceValidator<String>>);
+
+impl monotonic_nonce::rules::AsyncValidator for Deferred {
+    async fn check(&self, account: &str, nonce: u64) -> Result<(), monotonic_nonce::Rejection> {
+        tokio::task::yield_now().await;
+        NonceValidator::check(&self.0, account, nonce)
+    }
+    async fn validate(&self, account: &str, nonce: u64) -> Result<(), monotonic_nonce::Rejection> {
+        tokio::task::yield_now().await;
+        NonceValidator::validate(&self.0, account, nonce)
+    }
+    async fn error_body(
+        &self,
+        account: &str,
+        rejection: &monotonic_nonce::Rejection,
+    ) -> monotonic_nonce::protocol::ErrorBody {
+        tokio::task::yield_now().await;
+        NonceValidator::error_body(&self.0, account, rejection)
+    }
+    fn backend(&self) -> &'static str {
+        "deferred"
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_that_waits_gets_the_same_answers_as_one_that_answers_at_once() {
+    use monotonic_nonce::gateway::{NonceLayer, Verified};
+    use tower::{Layer, Service, ServiceExt};
+    let v = validator(Policy::HighestK(20));
+    let base = serve(app(Deferred(v.clone()))).await;
+    let client = reqwest::Client::new();
+    for n in 1..=50 {
+        assert_eq!(post_order(&client, &base, "bot", n, false).await.status, 200);
+    }
+    assert_eq!(post_order(&client, &base, "bot", 51, true).await.status, 401, "a forgery");
+    for n in 1..=50 {
+        let a = post_order(&client, &base, "bot", n, false).await;
+        assert_eq!(a.status, 400, "replay of {n}: {}", a.body);
+        let body: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+        assert_eq!(body["error"]["details"]["lastNonce"], 50, "{body}");
+    }
+    assert_eq!(v.last_nonce("bot"), Some(50));
+
+    // which path each takes: the in-memory validator's answer needs no boxed future
+    let signed = |nonce| {
+        let mut request = http::Request::new(String::new());
+        request.extensions_mut().insert(Verified::new("path", nonce));
+        request
+    };
+    let ok = tower::service_fn(|_: http::Request<String>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    });
+    let mut at_once = NonceLayer::new(v.clone()).layer(ok);
+    let future = at_once.ready().await.unwrap().call(signed(1));
+    assert!(format!("{future:?}").contains("Inner"), "{future:?}");
+    assert_eq!(future.await.unwrap().status(), 200);
+    let future = at_once.ready().await.unwrap().call(signed(1));
+    assert!(format!("{future:?}").contains("Ready"), "a replay is answered at once: {future:?}");
+    assert_eq!(future.await.unwrap().status(), 400);
+    let mut waiting = NonceLayer::new(Deferred(v.clone())).layer(ok);
+    let future = waiting.ready().await.unwrap().call(signed(2));
+    assert!(format!("{future:?}").contains("Waiting"), "{future:?}");
+    assert_eq!(future.await.unwrap().status(), 200);
+    assert_eq!(v.last_nonce("path"), Some(2));
+}
