@@ -60,6 +60,17 @@ pub trait AsyncValidator: Send + Sync {
 
     /// `validate`'s verdict without waiting (an accepted nonce recorded), or
     /// `None` (the default: nothing recorded) when it needs a round trip.
+    ///
+    /// ```
+    /// use monotonic_nonce::rules::AsyncValidator;
+    /// use monotonic_nonce::{NonceValidator, Policy};
+    ///
+    /// let v = NonceValidator::<String>::new(Policy::Strict);
+    /// assert_eq!(v.check_now("bot", 7), Some(Ok(()))); // records nothing
+    /// assert_eq!(v.validate_now("bot", 7), Some(Ok(())));
+    /// let Some(Err(rejection)) = v.validate_now("bot", 7) else { panic!("a replay") };
+    /// assert_eq!(v.error_body_now("bot", &rejection).map(|b| b.http_status()), Some(400));
+    /// ```
     fn validate_now(&self, account: &str, nonce: u64) -> Option<Result<(), Rejection>> {
         let _ = (account, nonce);
         None
